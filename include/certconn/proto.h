@@ -120,6 +120,8 @@ struct cc_key_info {
 	const char *role;
 	uint8_t key_type;
 	uint32_t bits;
+	uint32_t mechs;            /* CC_MECH_* the role may use */
+	uint32_t flags;            /* CC_ROLE_* (TBS_ONLY tells keyref to send whole TBS) */
 	const uint8_t *spki;       /* DER SubjectPublicKeyInfo */
 	size_t spki_len;
 	const uint8_t *cert;       /* DER certificate, may be empty */

@@ -322,6 +322,8 @@ cc_enc_key_info(struct cc_wbuf *w, uint64_t reqid, const struct cc_key_info *m)
 	cc_w_str(w, m->role);
 	cc_w_u8(w, m->key_type);
 	cc_w_u32(w, m->bits);
+	cc_w_u32(w, m->mechs);
+	cc_w_u32(w, m->flags);
 	cc_w_bytes(w, m->spki, m->spki_len);
 	cc_w_bytes(w, m->cert, m->cert_len);
 	return finish(w);
@@ -337,6 +339,8 @@ cc_dec_key_info(const struct cc_msg *in, struct cc_key_info *m, const char **why
 	m->role = cc_r_str(&r);
 	m->key_type = cc_r_u8(&r);
 	m->bits = cc_r_u32(&r);
+	m->mechs = cc_r_u32(&r);
+	m->flags = cc_r_u32(&r);
 	m->spki = cc_r_bytes(&r, &m->spki_len);
 	m->cert = cc_r_bytes(&r, &m->cert_len);
 	check_enum(&r, m->key_type, CC_KEY_RSA, CC_KEY_EC, "unknown key type");
