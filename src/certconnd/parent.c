@@ -518,7 +518,7 @@ both_gone(void)
 		cc_log_err("crash loop: the roles failed %zu times within %u s (restart_max %u); "
 		    "certconnd stops. Look at the lines above for the cause.", P.nrestart,
 		    P.cfg.daemon.restart_window_s, P.cfg.daemon.restart_max);
-		cc_event_emit(CC_EV_PROCESS_CRASH_LOOP, NULL, "restarts",
+		cc_event_emit(CC_EV_SERVICE_CRASH_LOOP_FAILURE, NULL, "restarts",
 		    P.crash_detail, NULL);
 		sd_notifyf(0, "STATUS=crash loop: roles failed %zu times in %u s", P.nrestart,
 		    P.cfg.daemon.restart_window_s);
@@ -559,7 +559,7 @@ sigchld_cb(evutil_socket_t sig, short what, void *arg)
 				P.net_restarts++;
 			else
 				P.keys_restarts++;
-			cc_event_emit(CC_EV_PROCESS_RESTARTED, NULL, "role", c->role, "exit", buf, NULL);
+			cc_event_emit(CC_EV_ROLE_PROCESS_FAILED, NULL, "role", c->role, "exit", buf, NULL);
 			/* The peer's channels to it are dead: restart the pair. */
 			if (other->pid > 0)
 				kill(other->pid, SIGTERM);
@@ -634,7 +634,7 @@ sighup_cb(evutil_socket_t sig, short what, void *arg)
 	parent_open_sinks();
 	cc_log_info("SIGHUP: configuration reloaded from %s; restarting keys and net",
 	    P.config_path);
-	cc_event_emit(CC_EV_CONFIG_RELOADED, NULL, "path", P.config_path, NULL);
+	cc_event_emit(CC_EV_CONFIG_RELOAD_SUCCESS, NULL, "path", P.config_path, NULL);
 	sd_notify(0, "RELOADING=1");
 	P.reloading = 1;
 	stop_children();
