@@ -19,5 +19,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "certconnd: unknown role %s\n", argv[2]);
 		return 2;
 	}
+	if (argc >= 3 && strcmp(argv[1], "--sandbox-check") == 0 && strcmp(argv[2], "net") == 0)
+		return net_sandbox_check(argc, argv);
 	return parent_main(argc, argv);
 }

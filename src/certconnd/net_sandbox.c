@@ -58,3 +58,50 @@ net_sandbox_apply(const struct cc_sandbox_opts *o, const char *state_dir)
 	    o->landlock ? "on" : "off", o->seccomp ? "on" : "off");
 	return 0;
 }
+
+/*
+ * `certconnd --sandbox-check net [--user U] [--no-seccomp] [--no-landlock] -- PATH...`:
+ * applies net's sandbox exactly as the net role does, then tries to open each PATH for
+ * reading and says what happened. Exit 0 when every PATH was refused, 1 when one opened.
+ * This is how the tests (and an administrator) show that net cannot reach the PKCS#11
+ * module, the token or the PIN file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int
+net_sandbox_check(int argc, char **argv)
+{
+	struct cc_sandbox_opts so;
+	int i, sep = -1, opened = 0;
+
+	cc_log_init("certconnd", "net-sandbox-check", 0);
+	for (i = 3; i < argc; i++)
+		if (strcmp(argv[i], "--") == 0) {
+			sep = i;
+			break;
+		}
+	if (sep == -1 || sep + 1 >= argc) {
+		fprintf(stderr, "usage: certconnd --sandbox-check net [sandbox options] -- PATH...\n");
+		return 2;
+	}
+	argv[sep] = NULL;
+	if (cc_sandbox_parse_args(sep, argv, 3, &so) == -1)
+		return 2;
+	if (net_sandbox_apply(&so, NULL) == -1)
+		return 2;
+	for (i = sep + 1; i < argc; i++) {
+		int fd = open(argv[i], O_RDONLY | O_CLOEXEC);
+		if (fd == -1) {
+			printf("%s: refused (%s)\n", argv[i], strerror(errno));
+		} else {
+			printf("%s: OPENED\n", argv[i]);
+			close(fd);
+			opened = 1;
+		}
+	}
+	return opened;
+}
