@@ -174,8 +174,8 @@ def gen_catalog(events):
         else:
             out.append("Debug records are written only while debug logging is on for their "
                        "channel (certconnctl debug).")
-        out.append("Correlation id: @CORRELATION_ID@ (the service's request id); "
-                   "emitted by the @ROLE@ role.")
+        out.append("Correlation id: @CORRELATION_ID@ (the service's request id; empty for "
+                   "events outside a request); emitted by the @ROLE@ role.")
         if e["channel"] != "Debug":
             out.append("The request's details are in the DETAIL_* fields of this entry.")
         if "Fail" in e["name"]:

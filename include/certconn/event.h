@@ -30,7 +30,7 @@ struct cc_event_def {
 	uint32_t id;
 	const char *name;       /* CamelCase, e.g. "PkcsRequestSuccess" */
 	uint32_t channel;       /* exactly one CC_CHAN_* bit */
-	const char *category;   /* "PKCS", "PKCS Import", "Revocation", "SCEP", "Health", "Debug" */
+	const char *category;   /* "PKCS", "Revocation", "SCEP", "Service", ... */
 	const char *meaning;    /* one line of plain English */
 	const char *message_id; /* journald MESSAGE_ID: 32 lower-case hex digits */
 	int priority;           /* syslog level: LOG_ERR, LOG_WARNING, LOG_INFO or LOG_DEBUG */
