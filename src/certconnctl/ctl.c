@@ -44,7 +44,6 @@ ctl_connect(const char *path)
 static int
 ctl_call(int fd, struct cc_wbuf *w, struct cc_frame *f)
 {
-	const char *why = NULL;
 	int r;
 
 	r = cc_chan_send(fd, w);

@@ -38,9 +38,13 @@
 #define DEV_TOKEN "certconn"
 #define DEV_READY_TIMEOUT_S 90
 
+/* DIR is at most DEV_DIR_MAX bytes, so every path under it fits in DEV_PATH_MAX. */
+#define DEV_DIR_MAX 2048
+#define DEV_PATH_MAX 4096
+
 struct dev {
-	char dir[PATH_MAX];
-	char p[16][PATH_MAX + 64]; /* scratch paths */
+	char dir[DEV_DIR_MAX];
+	char p[8][DEV_PATH_MAX]; /* scratch paths */
 };
 
 static const char *const dev_roles[] = { "ca", "ra", "client", "pfx", "tls" };
@@ -49,7 +53,7 @@ static const char *const dev_roles[] = { "ca", "ra", "client", "pfx", "tls" };
 static const char *
 path(char *buf, const char *dir, const char *name)
 {
-	snprintf(buf, PATH_MAX + 64, "%s/%s", dir, name);
+	snprintf(buf, DEV_PATH_MAX, "%s/%s", dir, name);
 	return buf;
 }
 
@@ -189,7 +193,7 @@ write_config(struct dev *d, const char *cfgpath, const struct hsm_role_result *r
     unsigned port)
 {
 	cJSON *root = cJSON_CreateObject(), *o, *roles, *env, *dbg;
-	char listen[64], envv[PATH_MAX + 32];
+	char listen[64], envv[DEV_PATH_MAX + 32];
 	char *text;
 	int r;
 
@@ -354,7 +358,7 @@ wait_ready(const char *sock, pid_t pid)
 static void
 print_tail(const char *p, int lines)
 {
-	char cmd[PATH_MAX + 32];
+	char cmd[DEV_PATH_MAX + 32];
 
 	snprintf(cmd, sizeof(cmd), "tail -n %d '%s' >&2", lines, p);
 	if (system(cmd) == -1)
@@ -364,8 +368,8 @@ print_tail(const char *p, int lines)
 static int
 dev_up(struct dev *d)
 {
-	char conf[PATH_MAX + 256], sock[PATH_MAX + 64], logf[PATH_MAX + 64];
-	char cfgpath[PATH_MAX + 64], pidfile[PATH_MAX + 64], envv[PATH_MAX + 32];
+	char conf[DEV_PATH_MAX + 256], sock[DEV_PATH_MAX], logf[DEV_PATH_MAX];
+	char cfgpath[DEV_PATH_MAX], pidfile[DEV_PATH_MAX], envv[DEV_PATH_MAX + 32];
 	struct hsm_role_spec specs[DEV_NROLES];
 	struct hsm_role_result res[DEV_NROLES];
 	struct hsm_token_params tp = { 0 };
@@ -491,7 +495,7 @@ out:
 static int
 dev_down(struct dev *d)
 {
-	char pidfile[PATH_MAX + 64];
+	char pidfile[DEV_PATH_MAX];
 	pid_t pid;
 
 	path(pidfile, d->dir, "certconnd.pid");
@@ -521,7 +525,7 @@ static void
 print_events(const char *logdir, uint64_t since_us)
 {
 	static const char *const files[] = { "admin.jsonl", "operational.jsonl", "debug.jsonl" };
-	char p[PATH_MAX + 32], line[8192];
+	char p[DEV_PATH_MAX + 32], line[8192];
 
 	for (size_t i = 0; i < 3; i++) {
 		FILE *f;
@@ -565,7 +569,7 @@ static int
 dev_demo(struct dev *d)
 {
 	struct cc_config cfg;
-	char err[1024], cfgpath[PATH_MAX + 64];
+	char err[1024], cfgpath[DEV_PATH_MAX];
 	uint64_t t0 = cc_wall_us();
 	int ret;
 
@@ -631,9 +635,18 @@ dev_main(int argc, char **argv)
 		fprintf(stderr, "certconnctl: cannot create %s: %s\n", dir, strerror(errno));
 		return 1;
 	}
-	if (realpath(dir, d.dir) == NULL) {
-		fprintf(stderr, "certconnctl: %s: %s\n", dir, strerror(errno));
-		return 1;
+	{
+		char real[PATH_MAX];
+
+		if (realpath(dir, real) == NULL) {
+			fprintf(stderr, "certconnctl: %s: %s\n", dir, strerror(errno));
+			return 1;
+		}
+		if (strlen(real) >= sizeof(d.dir)) {
+			fprintf(stderr, "certconnctl: %s: path too long\n", real);
+			return 1;
+		}
+		memcpy(d.dir, real, strlen(real) + 1);
 	}
 	if (strcmp(sub, "up") == 0)
 		return dev_up(&d);

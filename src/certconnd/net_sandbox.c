@@ -4,7 +4,12 @@
  * resolution files (never the PKCS#11 module, the token or the PIN), and a seccomp list of
  * what an event loop with sockets, OpenSSL and libcurl needs.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "certconn/log.h"
 #include "certconn/sandbox.h"
@@ -66,12 +71,6 @@ net_sandbox_apply(const struct cc_sandbox_opts *o, const char *state_dir)
  * This is how the tests (and an administrator) show that net cannot reach the PKCS#11
  * module, the token or the PIN file.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-
 int
 net_sandbox_check(int argc, char **argv)
 {
