@@ -347,7 +347,7 @@ sk_gzip(const char *in_name, const char *out_name)
 {
 	uint8_t ibuf[SK_IO_CHUNK], obuf[SK_IO_CHUNK];
 	z_stream zs;
-	int in = -1, out = -1, zinit = 0, flush, zrc, ret = -1, saved;
+	int in = -1, out = -1, zinit = 0, flush = Z_NO_FLUSH, zrc = Z_OK, ret = -1, saved;
 	ssize_t r;
 
 	memset(&zs, 0, sizeof(zs));
