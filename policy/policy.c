@@ -137,7 +137,7 @@ cc_eku_to_oid(const char *name, char *oid, size_t len)
 {
 	ASN1_OBJECT *obj;
 	const char *p;
-	size_t k;
+	size_t k, arcs;
 	int n;
 
 	if (name == NULL || len == 0)
@@ -150,12 +150,22 @@ cc_eku_to_oid(const char *name, char *oid, size_t len)
 			return 0;
 		}
 	}
-	/* Only digits and dots: OBJ_txt2obj would also take names we do not list. */
-	if (name[0] == '\0')
-		return -1;
-	for (p = name; *p != '\0'; p++)
-		if (!((*p >= '0' && *p <= '9') || *p == '.'))
+	/*
+	 * Strict dotted form first: OBJ_txt2obj would also take names we do not list, and it
+	 * reads "1..3" as 1.0.3 and "1.3." as 1.3. Arcs are digits without leading zeros.
+	 */
+	arcs = 0;
+	for (p = name; *p != '\0'; p++) {
+		if (p == name || p[-1] == '.') {
+			if (!(*p >= '0' && *p <= '9') || (*p == '0' && p[1] >= '0' && p[1] <= '9'))
+				return -1;
+			arcs++;
+		} else if (!((*p >= '0' && *p <= '9') || (*p == '.' && p[1] != '\0'))) {
 			return -1;
+		}
+	}
+	if (arcs < 2)
+		return -1;
 	obj = OBJ_txt2obj(name, 1);
 	if (obj == NULL)
 		return -1;
