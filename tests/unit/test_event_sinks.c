@@ -87,6 +87,12 @@ read_lines(const char *path, int gz, struct lines *l)
 		assert_non_null(g);
 		while (gzgets(g, buf, LINE_MAX_TEST) != NULL)
 			lines_add(l, buf);
+		{
+			int zerr;
+
+			gzerror(g, &zerr); /* a bad CRC or a truncated member shows here */
+			assert_int_equal(zerr, Z_OK);
+		}
 		assert_int_equal(gzclose(g), Z_OK);
 	} else {
 		FILE *f = fopen(path, "r");
@@ -249,6 +255,7 @@ roundtrip_all(int via_codec)
 		    "note", "quote \" backslash \\ newline \n tab \t", NULL), 0);
 	}
 	assert_int_equal(fwd_calls, via_codec ? (int)n - 1 : 0);
+	assert_true(n > 1);
 	assert_int_equal(read_lines(path_in("admin.jsonl"), 0, &adm), 0);
 	assert_int_equal(read_lines(path_in("operational.jsonl"), 0, &ops), 0);
 	assert_int_equal(adm.n + ops.n, n - 1);
@@ -279,6 +286,23 @@ roundtrip_all(int via_codec)
 	assert_int_equal(io, ops.n);
 	lines_free(&adm);
 	lines_free(&ops);
+
+	/* 900 DebugMessage is emitted through cc_event_debug. */
+	cc_event_set_debug(CC_CHAN_ADMIN, 1);
+	assert_int_equal(cc_event_debug(CC_CHAN_ADMIN, "corr-900", "text %s", "\xc3\xa9"), 0);
+	cc_event_set_debug(CC_CHAN_ADMIN, 0);
+	assert_int_equal(read_lines(path_in("debug.jsonl"), 0, &adm), 0);
+	assert_int_equal(adm.n, 1);
+	{
+		cJSON *root, *details = check_line(adm.v[0], cc_event_lookup(CC_EV_DEBUG_MESSAGE),
+		    "corr-900", via_codec ? "net" : "", &root);
+
+		assert_int_equal(cJSON_GetArraySize(details), 2);
+		assert_string_equal(jstr(details, "debugChannel"), "Admin");
+		assert_string_equal(jstr(details, "message"), "text \xc3\xa9");
+		cJSON_Delete(root);
+	}
+	lines_free(&adm);
 	cc_log_init("test", "", 0);
 }
 
@@ -1075,6 +1099,41 @@ test_journald(void **state)
 	free(msg);
 }
 
+/*
+ * A broken journald (a socket path nobody can receive on): the journald sink fails, counted
+ * and logged, and the file sink still gets every event. (With no journald at all,
+ * sd_journal_sendv succeeds silently by design.)
+ */
+static void
+test_journald_broken(void **state)
+{
+	struct cc_event_sinks_conf c = { .dir = tmpdir, .journald = 1 };
+	struct lines l = { 0 };
+	struct stat st;
+	uint64_t before = cc_event_sinks_failures();
+	int fd;
+
+	(void)state;
+	if (geteuid() != 0 || lstat(JOURNAL_SOCK, &st) == 0)
+		skip();
+	if (mkdir("/run/systemd", 0755) == 0)
+		jt.made_systemd = 1;
+	if (mkdir(JOURNAL_DIR, 0755) == 0)
+		jt.made_journal = 1;
+	/* A regular file where the socket should be: sendmsg gets ECONNREFUSED. */
+	fd = open(JOURNAL_SOCK, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	jt.bound = 1;
+	assert_int_equal(cc_event_sinks_open(&c), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cc_event_emit(CC_EV_PKCS_REQUEST_SUCCESS, "nojournal", NULL), 0);
+	assert_int_equal(cc_event_sinks_failures(), before + 3);
+	assert_int_equal(read_lines(path_in("admin.jsonl"), 0, &l), 0);
+	assert_int_equal(l.n, 3);
+	lines_free(&l);
+}
+
 int
 main(void)
 {
@@ -1094,6 +1153,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_conf, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journald, setup, teardown_journal),
+		cmocka_unit_test_setup_teardown(test_journald_broken, setup, teardown_journal),
 	};
 
 	cc_log_init("test_event_sinks", "", 0);
