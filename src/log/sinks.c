@@ -4,13 +4,16 @@
  *
  * Rotation of <base>.jsonl (e.g. admin.jsonl), crash-safe and without losing or duplicating a
  * line:
- *   1. archives shift up: <base>.<keep>.jsonl.gz is deleted, <base>.<i>.jsonl.gz becomes
- *      <base>.<i+1>.jsonl.gz;
- *   2. the live file is renamed <base>.jsonl.rotating and a new live file is opened;
- *   3. the .rotating file is compressed into <base>.1.jsonl.gz.tmp, synced, renamed
- *      <base>.1.jsonl.gz, and only then deleted.
- * A .rotating file left by a crash (or a failed compression) is archived before the next
- * rotation and when the sinks open, never overwritten.
+ *   1. the live file is renamed <base>.jsonl.rotating and a new live file is opened;
+ *   2. the .rotating file is compressed into <base>.1.jsonl.gz.tmp and synced;
+ *   3. the .rotating file is deleted;
+ *   4. if <base>.1.jsonl.gz exists, the archives shift up (<base>.<keep>.jsonl.gz is deleted,
+ *      <base>.<i>.jsonl.gz becomes <base>.<i+1>.jsonl.gz), and the .tmp file is renamed
+ *      <base>.1.jsonl.gz.
+ * So a .tmp file is complete exactly when no .rotating file is beside it. After a crash (or a
+ * failed step) sk_recover() finishes the job from whichever is left, when the sinks open and
+ * before the next rotation: a .rotating file is compressed again (a .tmp beside it may be
+ * partial and is dropped), a lone .tmp file is renamed into place. Nothing is overwritten.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -425,6 +428,23 @@ sk_shift(const struct sk_file *f)
 	return 0;
 }
 
+/* Puts the complete <base>.1.jsonl.gz.tmp in place as <base>.1.jsonl.gz. */
+static int
+sk_install_tmp(struct sk_file *f, const char *tmp, const char *arch)
+{
+	if (sk_exists(arch) && sk_shift(f) == -1) {
+		sk_fail(&f->rl, "%s: cannot shift the archives of %s: %s", sk.dir, f->base,
+		    strerror(errno));
+		return -1;
+	}
+	if (renameat(sk.dirfd, tmp, sk.dirfd, arch) == -1) {
+		sk_fail(&f->rl, "%s: cannot rename %s: %s", sk.dir, tmp, strerror(errno));
+		return -1;
+	}
+	fsync(sk.dirfd);
+	return 0;
+}
+
 /* Turns <base>.jsonl.rotating into <base>.1.jsonl.gz (see the top of the file). */
 static int
 sk_archive_rotating(struct sk_file *f)
@@ -434,27 +454,36 @@ sk_archive_rotating(struct sk_file *f)
 	snprintf(rot, sizeof(rot), "%s.jsonl.rotating", f->base);
 	snprintf(tmp, sizeof(tmp), "%s.1.jsonl.gz.tmp", f->base);
 	snprintf(arch, sizeof(arch), "%s.1.jsonl.gz", f->base);
-	if (sk_shift(f) == -1) {
-		sk_fail(&f->rl, "%s: cannot shift the archives of %s: %s", sk.dir, f->base,
-		    strerror(errno));
-		return -1;
-	}
 	if (sk_gzip(rot, tmp) == -1) {
 		sk_fail(&f->rl, "%s: cannot compress %s: %s", sk.dir, rot, strerror(errno));
 		unlinkat(sk.dirfd, tmp, 0);
 		return -1;
 	}
-	if (renameat(sk.dirfd, tmp, sk.dirfd, arch) == -1) {
-		sk_fail(&f->rl, "%s: cannot rename %s: %s", sk.dir, tmp, strerror(errno));
-		unlinkat(sk.dirfd, tmp, 0);
-		return -1;
-	}
-	/* The archive must be durable before its source goes. */
+	/* The .tmp file's name must be durable before its source goes. */
 	fsync(sk.dirfd);
 	if (unlinkat(sk.dirfd, rot, 0) == -1) {
 		sk_fail(&f->rl, "%s: cannot remove %s: %s", sk.dir, rot, strerror(errno));
+		unlinkat(sk.dirfd, tmp, 0);
 		return -1;
 	}
+	return sk_install_tmp(f, tmp, arch);
+}
+
+/* Finishes an interrupted rotation; 0 when nothing is left over. */
+static int
+sk_recover(struct sk_file *f)
+{
+	char rot[SK_NAME_MAX], tmp[SK_NAME_MAX], arch[SK_NAME_MAX];
+
+	snprintf(rot, sizeof(rot), "%s.jsonl.rotating", f->base);
+	snprintf(tmp, sizeof(tmp), "%s.1.jsonl.gz.tmp", f->base);
+	snprintf(arch, sizeof(arch), "%s.1.jsonl.gz", f->base);
+	if (sk_exists(rot)) {
+		unlinkat(sk.dirfd, tmp, 0); /* maybe partial: made again from rot */
+		return sk_archive_rotating(f);
+	}
+	if (sk_exists(tmp))
+		return sk_install_tmp(f, tmp, arch);
 	return 0;
 }
 
@@ -467,7 +496,7 @@ sk_rotate(struct sk_file *f)
 	snprintf(live, sizeof(live), "%s.jsonl", f->base);
 	snprintf(rot, sizeof(rot), "%s.jsonl.rotating", f->base);
 	/* A leftover must be archived first: renaming onto it would lose its lines. */
-	if (sk_exists(rot) && sk_archive_rotating(f) == -1)
+	if (sk_recover(f) == -1)
 		return -1;
 	if (renameat(sk.dirfd, live, sk.dirfd, rot) == -1) {
 		sk_fail(&f->rl, "%s: cannot rename %s: %s", sk.dir, live, strerror(errno));
@@ -652,11 +681,10 @@ out:
 
 /* ---- open / close ---- */
 
-/* Deletes archives beyond keep and stale temporaries of one channel. */
+/* Deletes the archives of one channel beyond keep (keep may have been lowered). */
 static void
 sk_prune(struct sk_file *f)
 {
-	char tmp[SK_NAME_MAX];
 	size_t blen = strlen(f->base);
 	struct dirent *de;
 	DIR *d;
@@ -685,8 +713,6 @@ sk_prune(struct sk_file *f)
 			sk_fail(&f->rl, "%s: cannot remove %s: %s", sk.dir, n, strerror(errno));
 	}
 	closedir(d);
-	snprintf(tmp, sizeof(tmp), "%s.1.jsonl.gz.tmp", f->base);
-	unlinkat(sk.dirfd, tmp, 0);
 }
 
 static void
@@ -717,7 +743,6 @@ cc_event_sinks_close(void)
 int
 cc_event_sinks_open(const struct cc_event_sinks_conf *c)
 {
-	char rot[SK_NAME_MAX];
 	uint64_t max_bytes = c->max_bytes ? c->max_bytes : CC_EVENT_MAX_BYTES_DEFAULT;
 	uint32_t keep = c->keep ? c->keep : CC_EVENT_KEEP_DEFAULT;
 	int ret = -1;
@@ -754,9 +779,7 @@ cc_event_sinks_open(const struct cc_event_sinks_conf *c)
 			struct sk_file *f = &sk.files[i];
 
 			sk_prune(f);
-			snprintf(rot, sizeof(rot), "%s.jsonl.rotating", f->base);
-			if (sk_exists(rot))
-				sk_archive_rotating(f); /* logs; retried at the next rotation */
+			sk_recover(f); /* logs; retried at the next rotation */
 			if ((f->fd = sk_open_live(f)) == -1) {
 				cc_log_err("events: cannot open %s/%s.jsonl: %s", c->dir, f->base,
 				    strerror(errno));

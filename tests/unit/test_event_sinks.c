@@ -474,6 +474,29 @@ test_rotation_recovery(void **state)
 	assert_int_equal(read_lines(path_in("admin.3.jsonl.gz"), 1, &l), 0);
 	assert_string_equal(l.v[0], "{\"old\":\"2\"}");
 	lines_free(&l);
+	cc_event_sinks_close();
+
+	/* A crash after the .rotating file went but before its archive was renamed into place:
+	 * the .tmp file alone is complete and becomes the newest archive. */
+	{
+		gzFile g = gzopen(path_in("admin.1.jsonl.gz.tmp"), "wb");
+
+		assert_non_null(g);
+		gzprintf(g, "{\"tmp\":\"complete\"}\n");
+		assert_int_equal(gzclose(g), Z_OK);
+	}
+	open_sinks(0, 3, 0);
+	assert_int_equal(stat(path_in("admin.1.jsonl.gz.tmp"), &st), -1);
+	assert_int_equal(read_lines(path_in("admin.1.jsonl.gz"), 1, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.v[0], "{\"tmp\":\"complete\"}");
+	lines_free(&l);
+	assert_int_equal(read_lines(path_in("admin.2.jsonl.gz"), 1, &l), 0);
+	assert_string_equal(l.v[0], "{\"left\":\"over\"}");
+	lines_free(&l);
+	assert_int_equal(read_lines(path_in("admin.3.jsonl.gz"), 1, &l), 0);
+	assert_string_equal(l.v[0], "{\"old\":\"1\"}");
+	lines_free(&l);
 }
 
 /* The live file deleted behind the sink's back is re-created, not written into the void. */
