@@ -127,7 +127,9 @@ struct cc_event_sinks_conf {
 /*
  * Opens (or, when already open, closes and re-opens with the new configuration) the sinks.
  * Also finishes a rotation that a crash interrupted and deletes archives beyond keep.
- * -1 if the configuration is invalid or the directory cannot be used (logged).
+ * -1 if the configuration is invalid or the directory cannot be used (logged); then no sink
+ * is open (the previous ones are closed too): to fall back to journald alone, open again
+ * with dir NULL.
  */
 int cc_event_sinks_open(const struct cc_event_sinks_conf *c);
 
