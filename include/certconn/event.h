@@ -145,7 +145,7 @@ int cc_event_validate(const struct cc_event_msg *m, const char **why);
 /*
  * Validates m (as cc_event_validate, logging why on rejection) and writes it to every open
  * sink; a debug record whose channel has debug off is dropped (0). -1 only when m is
- * rejected. A failing sink (disk full, no journald) is logged, rate-limited, and counted in
+ * rejected. A failing sink (disk full, journald refusing) is logged, rate-limited, and counted in
  * cc_event_sinks_failures(), since the caller can do nothing about it; the other sinks still
  * get the event. With no sinks open a valid event is only logged at debug level.
  */
