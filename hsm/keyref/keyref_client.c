@@ -53,33 +53,44 @@ struct keyref_client {
 static int kr_lib = 0;
 static pthread_once_t kr_lib_once = PTHREAD_ONCE_INIT;
 
-static ERR_STRING_DATA kr_reasons[] = {
-	{ 0, "keyref" },
-	{ ERR_PACK(0, 0, CC_KE_DENIED), "not allowed by the key role's policy" },
-	{ ERR_PACK(0, 0, CC_KE_NOKEY), "no such key role, or its key is missing" },
-	{ ERR_PACK(0, 0, CC_KE_TOKEN), "token fault" },
-	{ ERR_PACK(0, 0, CC_KE_TIMEOUT), "keys did not answer in time" },
-	{ ERR_PACK(0, 0, CC_KE_BADINPUT), "malformed or inconsistent request" },
-	{ ERR_PACK(0, 0, CC_KE_REFUSED), "refused by the CA signing policy" },
-	{ ERR_PACK(0, 0, CC_KE_INTERNAL), "internal error" },
-	{ ERR_PACK(0, 0, CC_KE_UNAVAILABLE), "the keys process is not reachable" },
-	{ ERR_PACK(0, 0, KEYREF_R_NO_PRIVATE), "public key only" },
-	{ ERR_PACK(0, 0, KEYREF_R_UNSUPPORTED), "not supported by keyref" },
-	{ ERR_PACK(0, 0, KEYREF_R_BAD_PARAM), "bad parameter" },
-	{ ERR_PACK(0, 0, KEYREF_R_TOO_LARGE), "input too large" },
-	{ ERR_PACK(0, 0, KEYREF_R_PROTOCOL), "malformed reply from keys" },
-	{ ERR_PACK(0, 0, KEYREF_R_BUFFER), "output buffer too small" },
-	{ ERR_PACK(0, 0, KEYREF_R_TBS_ONLY), "role signs only certificates and CRLs" },
-	{ ERR_PACK(0, 0, KEYREF_R_NOT_TBS), "not a to-be-signed certificate or CRL" },
-	{ 0, NULL }
+static const struct {
+	int reason;
+	const char *text;
+} kr_reason_text[] = {
+	{ CC_KE_DENIED, "not allowed by the key role's policy" },
+	{ CC_KE_NOKEY, "no such key role, or its key is missing" },
+	{ CC_KE_TOKEN, "token fault" },
+	{ CC_KE_TIMEOUT, "keys did not answer in time" },
+	{ CC_KE_BADINPUT, "malformed or inconsistent request" },
+	{ CC_KE_REFUSED, "refused by the CA signing policy" },
+	{ CC_KE_INTERNAL, "internal error" },
+	{ CC_KE_UNAVAILABLE, "the keys process is not reachable" },
+	{ KEYREF_R_NO_PRIVATE, "public key only" },
+	{ KEYREF_R_UNSUPPORTED, "not supported by keyref" },
+	{ KEYREF_R_BAD_PARAM, "bad parameter" },
+	{ KEYREF_R_TOO_LARGE, "input too large" },
+	{ KEYREF_R_PROTOCOL, "malformed reply from keys" },
+	{ KEYREF_R_BUFFER, "output buffer too small" },
+	{ KEYREF_R_TBS_ONLY, "role signs only certificates and CRLs" },
+	{ KEYREF_R_NOT_TBS, "not a to-be-signed certificate or CRL" },
 };
+
+/* Library name, the reasons, and the terminator; OpenSSL keeps pointers into it. */
+static ERR_STRING_DATA kr_strings[2 + sizeof(kr_reason_text) / sizeof(kr_reason_text[0])];
 
 static void
 kr_lib_init(void)
 {
+	size_t i;
+
 	kr_lib = ERR_get_next_error_library();
-	/* ERR_load_strings puts the library number into each entry. */
-	(void)ERR_load_strings(kr_lib, kr_reasons);
+	kr_strings[0].error = ERR_PACK(kr_lib, 0, 0);
+	kr_strings[0].string = "keyref";
+	for (i = 0; i < sizeof(kr_reason_text) / sizeof(kr_reason_text[0]); i++) {
+		kr_strings[i + 1].error = ERR_PACK(kr_lib, 0, kr_reason_text[i].reason);
+		kr_strings[i + 1].string = kr_reason_text[i].text;
+	}
+	(void)ERR_load_strings_const(kr_strings);
 }
 
 int
@@ -87,19 +98,6 @@ keyref_err_lib(void)
 {
 	(void)pthread_once(&kr_lib_once, kr_lib_init);
 	return kr_lib;
-}
-
-void
-kr_raise(int reason, const char *fmt, ...)
-{
-	va_list ap;
-	int lib = keyref_err_lib();
-
-	ERR_new();
-	ERR_set_debug(OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC);
-	va_start(ap, fmt);
-	ERR_vset_error(lib, reason, fmt, ap);
-	va_end(ap);
 }
 
 /* ---- channels ---- */

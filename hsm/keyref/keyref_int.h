@@ -22,7 +22,9 @@
 #define KR_PARAM_KEY_INFO "keyref-key-info"
 
 /* Pushes a keyref error (reason: cc_keys_err or KEYREF_R_*) with a formatted text. */
-void kr_raise(int reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define kr_raise(reason, ...) \
+	(ERR_new(), ERR_set_debug(OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC), \
+	ERR_set_error(keyref_err_lib(), (int)(reason), __VA_ARGS__))
 
 struct kr_provctx {
 	OSSL_LIB_CTX *libctx;

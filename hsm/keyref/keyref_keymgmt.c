@@ -213,14 +213,15 @@ import_role(struct kr_key *k, const OSSL_PARAM params[])
 	}
 	p = OSSL_PARAM_locate_const(params, KEYREF_PARAM_CLIENT);
 	if (p != NULL) {
+		/* An octet pointer whose "buffer" is the client itself. */
 		const void *ptr = NULL;
 		size_t n = 0;
 
-		if (!OSSL_PARAM_get_octet_ptr(p, &ptr, &n) || n != sizeof(cl)) {
+		if (!OSSL_PARAM_get_octet_ptr(p, &ptr, &n)) {
 			kr_raise(KEYREF_R_BAD_PARAM, "bad %s parameter", KEYREF_PARAM_CLIENT);
 			return 0;
 		}
-		memcpy(&cl, ptr, sizeof(cl));
+		cl = (struct keyref_client *)ptr;
 	}
 	if (cl == NULL) {
 		kr_raise(KEYREF_R_BAD_PARAM, "no keyref client for role %s", role);

@@ -172,7 +172,7 @@ keyref_load_key(OSSL_LIB_CTX *libctx, struct keyref_client *cl, const char *role
 	name = ki.key_type == CC_KEY_RSA ? "RSA" : "EC";
 	/* The import takes the role's KEY_INFO as it is, so keys is asked only once. */
 	params[0] = OSSL_PARAM_construct_utf8_string(KEYREF_PARAM_ROLE, (char *)role, 0);
-	params[1] = OSSL_PARAM_construct_octet_ptr(KEYREF_PARAM_CLIENT, (void **)&cl, sizeof(cl));
+	params[1] = OSSL_PARAM_construct_octet_ptr(KEYREF_PARAM_CLIENT, (void **)&cl, 0);
 	params[2] = OSSL_PARAM_construct_octet_string(KR_PARAM_KEY_INFO, &ki, sizeof(ki));
 	params[3] = OSSL_PARAM_construct_end();
 	ctx = EVP_PKEY_CTX_new_from_name(libctx, name, KEYREF_PROPQ);
