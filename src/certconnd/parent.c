@@ -440,6 +440,8 @@ child_read_cb(struct bufferevent *bev, void *arg)
 				cc_frame_free(&f);
 				return;
 			}
+			/* The role is the one the parent started, whatever the child claims. */
+			ev.role = c->role;
 			(void)cc_event_sinks_write(&ev);
 			break;
 		}
@@ -648,9 +650,13 @@ parent_open_sinks(void)
 		.journald = P.cfg.log.journald, .debug_mask = P.cfg.log.debug_mask,
 	};
 
-	if (cc_event_sinks_open(&sc) == -1)
+	if (cc_event_sinks_open(&sc) == -1) {
 		cc_log_err("cannot open the event log in %s; events go to journald only",
 		    P.cfg.log.dir ? P.cfg.log.dir : "(none)");
+		sc.dir = NULL;
+		sc.journald = 1;
+		(void)cc_event_sinks_open(&sc);
+	}
 }
 
 struct parent *
