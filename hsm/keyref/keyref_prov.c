@@ -98,6 +98,18 @@ static const OSSL_DISPATCH kr_prov_functions[] = {
 static pthread_mutex_t kr_load_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct keyref_client *kr_loading_client;
 
+/*
+ * The providers keyref_provider_load loaded, per library context: OSSL_PROVIDER_load's
+ * references must be given back with OSSL_PROVIDER_unload or they outlive the context.
+ */
+struct kr_loaded {
+	OSSL_LIB_CTX *libctx;
+	OSSL_PROVIDER *def;
+	OSSL_PROVIDER *kr;
+	struct kr_loaded *next;
+};
+static struct kr_loaded *kr_loaded_list;
+
 static int
 kr_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in, const OSSL_DISPATCH **out,
     void **provctx)
@@ -125,30 +137,57 @@ kr_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in, const OSSL_DISP
 int
 keyref_provider_load(OSSL_LIB_CTX *libctx, struct keyref_client *cl)
 {
-	OSSL_PROVIDER *def, *kr;
+	struct kr_loaded *l;
 	int rc = -1;
 
 	(void)keyref_err_lib();
+	l = OPENSSL_zalloc(sizeof(*l));
+	if (l == NULL)
+		return -1;
 	pthread_mutex_lock(&kr_load_lock);
 	if (OSSL_PROVIDER_available(libctx, KEYREF_PROVIDER_NAME)) {
 		kr_raise(KEYREF_R_BAD_PARAM, "keyref is already loaded in this library context");
 		goto out;
 	}
-	def = OSSL_PROVIDER_load(libctx, "default");
-	if (def == NULL)
+	l->def = OSSL_PROVIDER_load(libctx, "default");
+	if (l->def == NULL)
 		goto out;
 	if (!OSSL_PROVIDER_add_builtin(libctx, KEYREF_PROVIDER_NAME, kr_init))
 		goto out;
 	kr_loading_client = cl;
-	kr = OSSL_PROVIDER_load(libctx, KEYREF_PROVIDER_NAME);
+	l->kr = OSSL_PROVIDER_load(libctx, KEYREF_PROVIDER_NAME);
 	kr_loading_client = NULL;
-	if (kr == NULL)
+	if (l->kr == NULL)
 		goto out;
-	/* Both stay loaded for the library context's life; OSSL_LIB_CTX_free unloads them. */
+	l->libctx = libctx;
+	l->next = kr_loaded_list;
+	kr_loaded_list = l;
+	l = NULL;
 	rc = 0;
 out:
+	if (l != NULL && l->def != NULL)
+		OSSL_PROVIDER_unload(l->def);
+	OPENSSL_free(l);
 	pthread_mutex_unlock(&kr_load_lock);
 	return rc;
+}
+
+void
+keyref_provider_unload(OSSL_LIB_CTX *libctx)
+{
+	struct kr_loaded **pp, *l;
+
+	pthread_mutex_lock(&kr_load_lock);
+	for (pp = &kr_loaded_list; (l = *pp) != NULL; pp = &l->next) {
+		if (l->libctx == libctx) {
+			*pp = l->next;
+			OSSL_PROVIDER_unload(l->kr);
+			OSSL_PROVIDER_unload(l->def);
+			OPENSSL_free(l);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&kr_load_lock);
 }
 
 EVP_PKEY *

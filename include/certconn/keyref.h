@@ -113,6 +113,12 @@ uint32_t keyref_client_decrypt(struct keyref_client *cl, const struct cc_decrypt
  * is given, as providers are searched in name order).
  */
 int keyref_provider_load(OSSL_LIB_CTX *libctx, struct keyref_client *cl);
+/*
+ * Gives back the provider references keyref_provider_load took (call it before
+ * OSSL_LIB_CTX_free, after every keyref key of libctx is freed; without it the providers
+ * leak at exit). Unknown libctx: nothing happens.
+ */
+void keyref_provider_unload(OSSL_LIB_CTX *libctx);
 
 /*
  * Asks keys for the role's KEY_INFO and returns a keyref EVP_PKEY (RSA or EC): its public

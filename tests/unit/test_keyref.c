@@ -465,6 +465,7 @@ fx_new(int nchan, int timeout_ms)
 static void
 fx_free(struct fx *x)
 {
+	keyref_provider_unload(x->libctx);
 	OSSL_LIB_CTX_free(x->libctx);
 	keyref_client_free(x->cl); /* closes our ends: the fake threads see EOF */
 	for (int i = 0; i < x->nch; i++) {
