@@ -105,6 +105,7 @@ check_pkcs11(struct cc_jck *j, const struct cc_jnode *pn, struct cc_config_pkcs1
 	uint64_t v;
 	uint32_t i;
 	int has_pf, has_pc, n;
+	size_t envlen = 0;
 	char buf[4096];
 
 	if (cc_jck_object(j, pn, keys, 16) == -1)
@@ -123,6 +124,11 @@ check_pkcs11(struct cc_jck *j, const struct cc_jnode *pn, struct cc_config_pkcs1
 				return cc_jck_fail(j, &e, "not a valid environment variable name");
 			if (cc_jck_str(j, &e, STR_MAX, &s) == -1)
 				return -1;
+			/* keys gets them as "NAME=value" lines in one message string. */
+			envlen += strlen(it->string) + 1 + strlen(s) + (i ? 1 : 0);
+			if (envlen > STR_MAX)
+				return cc_jck_fail(j, &e, "the environment is too long (at most "
+				    "%u bytes as NAME=value lines)", STR_MAX);
 			p->env[p->nenv].name = strdup(it->string);
 			p->env[p->nenv].value = strdup(s);
 			p->nenv++;

@@ -840,6 +840,23 @@ test_err_misc(void **state)
 	    "    \"env\": { \"1A\": \"x\" }\n"
 	    "  }\n"
 	    "}\n", "@CFG@:5:14: pkcs11.env.1A: not a valid environment variable name");
+	{
+		/* The variables travel to keys as one message string of NAME=value lines. */
+		static char text[12000];
+		char v[3001];
+
+		memset(v, 'v', 3000);
+		v[3000] = '\0';
+		snprintf(text, sizeof(text), "{\n"
+		    "  \"pkcs11\": {\n"
+		    "    \"env\": { \"A\": \"%s\", \"B\": \"%s\" },\n"
+		    "    \"module\": \"@MOD@\",\n"
+		    "    \"pin_file\": \"@PIN@\"\n"
+		    "  }\n"
+		    "}\n", v, v);
+		expect_error(text, "@CFG@:3:3023: pkcs11.env.B: the environment is too long (at "
+		    "most 4095 bytes as NAME=value lines)");
+	}
 	expect_error("{\n" PKCS11_OK
 	    "  \"keys\": { \"roles\": { \"ra\": { \"uri\": \"pkcs11:object=ra\" } } },\n"
 	    "  \"daemon\": { \"user_net\": \"x\", \"user_keys\": \"x\" }\n"
