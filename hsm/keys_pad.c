@@ -1,13 +1,14 @@
 /*
  * Paddings done in keys: see keys_pad.h.
  *
- * Why deprecated APIs here: the fallback paths need the bare EMSA-PSS encoding and EME-OAEP
- * decoding around a raw RSA operation that happens inside the token (CKM_RSA_X_509).
- * OpenSSL 3 offers them only as RSA_padding_add_PKCS1_PSS_mgf1 and
- * RSA_padding_check_PKCS1_OAEP_mgf1 (deprecated in 3.0, with no EVP replacement: the EVP
- * API pads and exponentiates in one step with a key it holds). Writing them by hand is
- * what the project forbids, so this one file lifts OPENSSL_NO_DEPRECATED and silences the
- * deprecation warnings for them and for EVP_PKEY_get0_RSA, which they need.
+ * Why deprecated APIs here: the fallback paths need the bare EMSA-PSS and EMSA-PKCS1-v1_5
+ * encodings and the EME-OAEP decoding around a raw RSA operation that happens inside the
+ * token (CKM_RSA_X_509). OpenSSL 3 offers them only as RSA_padding_add_PKCS1_PSS_mgf1,
+ * RSA_padding_add_PKCS1_type_1 and RSA_padding_check_PKCS1_OAEP_mgf1, deprecated in 3.0
+ * with no EVP replacement (the EVP API pads and exponentiates in one step with a key it
+ * holds). Writing them by hand is what the project forbids, so this one file lifts
+ * OPENSSL_NO_DEPRECATED and silences the deprecation warnings for them and for
+ * EVP_PKEY_get0_RSA, which they need.
  */
 #undef OPENSSL_NO_DEPRECATED
 #define OPENSSL_SUPPRESS_DEPRECATED 1
@@ -109,6 +110,15 @@ out:
 	BN_free(r);
 	BN_free(sv);
 	return ret;
+}
+
+int
+keys_pad_pkcs1_encode(const uint8_t *digestinfo, size_t di_len, uint8_t *em, size_t em_len)
+{
+	if (em_len > INT32_MAX || di_len + 11 > em_len)
+		return -1;
+	return RSA_padding_add_PKCS1_type_1(em, (int)em_len, digestinfo, (int)di_len) == 1 ? 0 :
+	    -1;
 }
 
 int

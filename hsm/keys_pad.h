@@ -24,6 +24,13 @@ int keys_pad_digestinfo(uint8_t md, const uint8_t *dg, size_t dg_len, uint8_t **
 int keys_pad_ecdsa_der(const uint8_t *rs, size_t rs_len, uint8_t **der, size_t *der_len);
 
 /*
+ * EMSA-PKCS1-v1_5 block (00 01 FF.. 00 DigestInfo) of em_len bytes (the modulus length) for
+ * CKM_RSA_X_509, the fallback when a token lacks CKM_RSA_PKCS signing.
+ */
+int keys_pad_pkcs1_encode(const uint8_t *digestinfo, size_t di_len, uint8_t *em,
+    size_t em_len);
+
+/*
  * EMSA-PSS encoding of a digest for an RSA key (fallback for CKM_RSA_PKCS_PSS): em receives
  * exactly the modulus length in bytes (em_len must equal it), ready for CKM_RSA_X_509.
  * saltlen in bytes. -1 on a parameter the key cannot take.

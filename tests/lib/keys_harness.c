@@ -14,6 +14,11 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "keys_pad.h"
+
 #include "keys_harness.h"
 
 static void
@@ -235,7 +240,10 @@ static int
 send_config(struct keys_harness *k, const struct keys_harness_opts *o)
 {
 	struct cc_wbuf w;
-	struct cc_conf_log lg = { .debug_mask = 0, .verbose = (uint8_t)(o->verbose ? 1 : 0) };
+	struct cc_conf_log lg = {
+		.debug_mask = o->debug_mask,
+		.verbose = (uint8_t)(o->verbose ? 1 : 0),
+	};
 	struct cc_conf_keys ck = {
 		.module = o->module ? o->module : o->token->module,
 		.module_env = o->module_env ? o->module_env : o->token->module_env,
@@ -367,12 +375,14 @@ keys_harness_start(struct keys_harness *k, const struct keys_harness_opts *o)
 		if (f.msg.type == CC_MSG_READY) {
 			struct cc_ready rd;
 
+			/* The pid may differ from k->pid when CERTCONND_KEYS is a wrapper (strace). */
 			if (cc_dec_ready(&f.msg, &rd, &why) == -1 || strcmp(rd.role, "keys") != 0 ||
-			    (pid_t)rd.pid != k->pid) {
+			    rd.pid == 0) {
 				hlog("bad READY from keys: %s", why ? why : "wrong role or pid");
 				cc_frame_free(&f);
 				goto fail;
 			}
+			k->keys_pid = (pid_t)rd.pid;
 			cc_frame_free(&f);
 			break;
 		}
@@ -524,4 +534,238 @@ keys_harness_role(const struct test_token *t, const char *role, uint32_t flags)
 	if (usage & HSM_USE_DECRYPT)
 		r.mechs |= CC_MECH_DECRYPT_RSA_PKCS1 | CC_MECH_DECRYPT_RSA_OAEP;
 	return r;
+}
+
+/* One typed request: 0 with the reply frame in *f when it has type want, a CC_KE_* code
+ * (text in err) for CC_MSG_ERROR, -1 otherwise. */
+static int
+typed_rpc(int fd, struct cc_wbuf *w, int enc, uint64_t reqid, uint16_t want,
+    struct cc_frame *f, char *err, size_t errlen)
+{
+	struct cc_error e;
+	const char *why;
+	int r;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (enc == -1) {
+		hlog("cannot encode the request");
+		return -1;
+	}
+	r = keys_harness_rpc(fd, w, f, 30000);
+	if (r != 1)
+		return -1;
+	if (f->msg.reqid != reqid) {
+		hlog("reply reqid %llu does not echo %llu", (unsigned long long)f->msg.reqid,
+		    (unsigned long long)reqid);
+		cc_frame_free(f);
+		return -1;
+	}
+	if (f->msg.type == want)
+		return 0;
+	if (f->msg.type == CC_MSG_ERROR && cc_dec_error(&f->msg, &e, &why) == 0) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s", e.text);
+		cc_frame_free(f);
+		return (int)e.code;
+	}
+	hlog("unexpected reply %s", cc_msg_type_name(f->msg.type));
+	cc_frame_free(f);
+	return -1;
+}
+
+static uint8_t *
+dup_bytes(const uint8_t *p, size_t n)
+{
+	uint8_t *d = malloc(n ? n : 1);
+
+	if (d != NULL && n > 0)
+		memcpy(d, p, n);
+	return d;
+}
+
+int
+keys_harness_sign(int fd, uint64_t reqid, const char *role, uint8_t alg, uint8_t md,
+    uint8_t mgf1_md, uint32_t saltlen, const uint8_t *dg, size_t dg_len, uint8_t **sig,
+    size_t *sig_len, char *err, size_t errlen)
+{
+	struct cc_sign_req q = { role, alg, md, mgf1_md, saltlen, dg, dg_len };
+	struct cc_sign_resp resp;
+	struct cc_wbuf w;
+	struct cc_frame f;
+	const char *why;
+	int r;
+
+	*sig = NULL;
+	*sig_len = 0;
+	r = typed_rpc(fd, &w, cc_enc_sign_req(&w, reqid, &q), reqid, CC_MSG_SIGN_RESP, &f, err,
+	    errlen);
+	if (r != 0)
+		return r;
+	if (cc_dec_sign_resp(&f.msg, &resp, &why) == -1) {
+		hlog("bad SIGN_RESP: %s", why);
+		cc_frame_free(&f);
+		return -1;
+	}
+	*sig = dup_bytes(resp.sig, resp.sig_len);
+	*sig_len = resp.sig_len;
+	cc_frame_free(&f);
+	return 0;
+}
+
+int
+keys_harness_sign_tbs(int fd, uint64_t reqid, const char *role, uint8_t kind,
+    const uint8_t *tbs, size_t tbs_len, uint8_t **sig, size_t *sig_len, char *err,
+    size_t errlen)
+{
+	struct cc_sign_tbs_req q = { role, kind, tbs, tbs_len };
+	struct cc_sign_resp resp;
+	struct cc_wbuf w;
+	struct cc_frame f;
+	const char *why;
+	int r;
+
+	*sig = NULL;
+	*sig_len = 0;
+	r = typed_rpc(fd, &w, cc_enc_sign_tbs_req(&w, reqid, &q), reqid, CC_MSG_SIGN_RESP, &f,
+	    err, errlen);
+	if (r != 0)
+		return r;
+	if (cc_dec_sign_resp(&f.msg, &resp, &why) == -1) {
+		hlog("bad SIGN_RESP: %s", why);
+		cc_frame_free(&f);
+		return -1;
+	}
+	*sig = dup_bytes(resp.sig, resp.sig_len);
+	*sig_len = resp.sig_len;
+	cc_frame_free(&f);
+	return 0;
+}
+
+int
+keys_harness_decrypt(int fd, uint64_t reqid, const char *role, uint8_t pad, uint8_t md,
+    uint8_t mgf1_md, const uint8_t *label, size_t label_len, const uint8_t *in, size_t in_len,
+    uint8_t **out, size_t *out_len, char *err, size_t errlen)
+{
+	struct cc_decrypt_req q = { role, pad, md, mgf1_md, label, label_len, in, in_len };
+	struct cc_decrypt_resp resp;
+	struct cc_wbuf w;
+	struct cc_frame f;
+	const char *why;
+	int r;
+
+	*out = NULL;
+	*out_len = 0;
+	r = typed_rpc(fd, &w, cc_enc_decrypt_req(&w, reqid, &q), reqid, CC_MSG_DECRYPT_RESP, &f,
+	    err, errlen);
+	if (r != 0)
+		return r;
+	if (cc_dec_decrypt_resp(&f.msg, &resp, &why) == -1) {
+		hlog("bad DECRYPT_RESP: %s", why);
+		cc_frame_free(&f);
+		return -1;
+	}
+	*out = dup_bytes(resp.out, resp.out_len);
+	*out_len = resp.out_len;
+	cc_frame_free(&f);
+	return 0;
+}
+
+int
+keys_harness_key_info(int fd, uint64_t reqid, const char *role, EVP_PKEY **pub,
+    uint8_t **cert, size_t *cert_len, uint32_t *info, char *err, size_t errlen)
+{
+	struct cc_key_info_req q = { role };
+	struct cc_key_info ki;
+	struct cc_wbuf w;
+	struct cc_frame f;
+	const unsigned char *p;
+	const char *why;
+	int r;
+
+	*pub = NULL;
+	if (cert != NULL) {
+		*cert = NULL;
+		*cert_len = 0;
+	}
+	r = typed_rpc(fd, &w, cc_enc_key_info_req(&w, reqid, &q), reqid, CC_MSG_KEY_INFO, &f,
+	    err, errlen);
+	if (r != 0)
+		return r;
+	if (cc_dec_key_info(&f.msg, &ki, &why) == -1) {
+		hlog("bad KEY_INFO: %s", why);
+		cc_frame_free(&f);
+		return -1;
+	}
+	p = ki.spki;
+	*pub = d2i_PUBKEY(NULL, &p, (long)ki.spki_len);
+	if (cert != NULL && ki.cert_len > 0) {
+		*cert = dup_bytes(ki.cert, ki.cert_len);
+		*cert_len = ki.cert_len;
+	}
+	if (info != NULL) {
+		info[0] = ki.key_type;
+		info[1] = ki.bits;
+		info[2] = ki.mechs;
+		info[3] = ki.flags;
+	}
+	cc_frame_free(&f);
+	return *pub != NULL ? 0 : -1;
+}
+
+int
+keys_harness_verify(EVP_PKEY *pub, uint8_t alg, uint8_t md, uint8_t mgf1_md,
+    uint32_t saltlen, const uint8_t *dg, size_t dg_len, const uint8_t *sig, size_t sig_len)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pub, NULL);
+	int ok = 0;
+
+	if (ctx == NULL || EVP_PKEY_verify_init(ctx) <= 0 ||
+	    EVP_PKEY_CTX_set_signature_md(ctx, keys_pad_md(md)) <= 0)
+		goto out;
+	if (alg == CC_SIG_RSA_PKCS1 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0)
+		goto out;
+	if (alg == CC_SIG_RSA_PSS &&
+	    (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, (int)saltlen) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, keys_pad_md(mgf1_md ? mgf1_md : md)) <= 0))
+		goto out;
+	ok = EVP_PKEY_verify(ctx, sig, sig_len, dg, dg_len) == 1;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	return ok;
+}
+
+int
+keys_harness_encrypt(EVP_PKEY *pub, uint8_t pad, uint8_t md, uint8_t mgf1_md,
+    const uint8_t *label, size_t label_len, const uint8_t *msg, size_t msg_len, uint8_t *out,
+    size_t *out_len)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pub, NULL);
+	int ret = -1;
+
+	if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) <= 0)
+		goto out;
+	if (pad == CC_DEC_RSA_PKCS1 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0)
+		goto out;
+	if (pad == CC_DEC_RSA_OAEP) {
+		if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+		    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, keys_pad_md(md)) <= 0 ||
+		    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, keys_pad_md(mgf1_md ? mgf1_md : md)) <= 0)
+			goto out;
+		if (label_len > 0) {
+			void *l = OPENSSL_memdup(label, label_len);
+
+			if (l == NULL || EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, l, (int)label_len) <= 0) {
+				OPENSSL_free(l);
+				goto out;
+			}
+		}
+	}
+	if (EVP_PKEY_encrypt(ctx, out, out_len, msg, msg_len) <= 0)
+		goto out;
+	ret = 0;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	return ret;
 }

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <openssl/evp.h>
+
 #include "certconn/chan.h"
 #include "certconn/proto.h"
 #include "certconn/util.h"
@@ -41,6 +43,7 @@ struct keys_harness_opts {
 	int no_seccomp;
 	int no_landlock;
 	int verbose;                    /* CONF_LOG verbose (debug lines on stderr) */
+	uint32_t debug_mask;            /* CONF_LOG debug_mask (CC_CHAN_*: audit events) */
 	const char *stderr_path;        /* keys' stderr goes to this file; NULL: inherited */
 	const uint8_t *pin;             /* NULL: token->pin */
 	size_t pin_len;
@@ -50,7 +53,8 @@ struct keys_harness_opts {
 #define KEYS_HARNESS_MAX_EVENTS 4096
 
 struct keys_harness {
-	pid_t pid;
+	pid_t pid;                      /* the child we started */
+	pid_t keys_pid;                 /* the pid keys reported in READY */
 	int parent_fd;                  /* our end of keys' CC_FD_PARENT */
 	int peer_fd[CC_MAX_PEER_CHANNELS]; /* our ends of keys' CC_FD_PEER0.. */
 	int npeers;
@@ -95,6 +99,37 @@ const char *keys_harness_event_find(struct keys_harness *k, const char *needle);
  * filled, 0 on EOF (keys closed the channel, e.g. it exited), -1 on error or timeout.
  */
 int keys_harness_rpc(int fd, struct cc_wbuf *w, struct cc_frame *reply, int timeout_ms);
+
+/*
+ * Typed requests on a peer channel, as net sends them. Each returns CC_KE_OK (0) with the
+ * result (malloc'd, caller frees), a CC_KE_* code from keys' CC_MSG_ERROR with its text in
+ * err (errlen bytes; may be NULL), or -1 when the channel failed, keys closed it, or the
+ * reply was of the wrong type or did not echo reqid.
+ */
+int keys_harness_sign(int fd, uint64_t reqid, const char *role, uint8_t alg, uint8_t md,
+    uint8_t mgf1_md, uint32_t saltlen, const uint8_t *dg, size_t dg_len, uint8_t **sig,
+    size_t *sig_len, char *err, size_t errlen);
+int keys_harness_sign_tbs(int fd, uint64_t reqid, const char *role, uint8_t kind,
+    const uint8_t *tbs, size_t tbs_len, uint8_t **sig, size_t *sig_len, char *err,
+    size_t errlen);
+int keys_harness_decrypt(int fd, uint64_t reqid, const char *role, uint8_t pad, uint8_t md,
+    uint8_t mgf1_md, const uint8_t *label, size_t label_len, const uint8_t *in, size_t in_len,
+    uint8_t **out, size_t *out_len, char *err, size_t errlen);
+/* KEY_INFO: the role's public key (caller frees) and, if cert is not NULL, its DER
+ * certificate (malloc'd, *cert NULL when there is none); type, bits, mechs, flags if not
+ * NULL (uint32_t[4]). */
+int keys_harness_key_info(int fd, uint64_t reqid, const char *role, EVP_PKEY **pub,
+    uint8_t **cert, size_t *cert_len, uint32_t *info, char *err, size_t errlen);
+
+/* Checks with OpenSSL a signature keys made over a digest (alg, md, mgf1, saltlen as in
+ * SIGN_REQ; ECDSA signatures are DER). 1 valid, 0 not. */
+int keys_harness_verify(EVP_PKEY *pub, uint8_t alg, uint8_t md, uint8_t mgf1_md,
+    uint32_t saltlen, const uint8_t *dg, size_t dg_len, const uint8_t *sig, size_t sig_len);
+/* Encrypts with OpenSSL for keys to decrypt (pad, md, mgf1, label as in DECRYPT_REQ);
+ * out holds *out_len bytes on entry, the ciphertext length on return. 0/-1. */
+int keys_harness_encrypt(EVP_PKEY *pub, uint8_t pad, uint8_t md, uint8_t mgf1_md,
+    const uint8_t *label, size_t label_len, const uint8_t *msg, size_t msg_len, uint8_t *out,
+    size_t *out_len);
 
 /* The fault-injecting module ($CC_BUILD_DIR/tests/lib/libfaulty_pkcs11.so). */
 const char *keys_harness_faulty_module(void);
