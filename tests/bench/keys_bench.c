@@ -5,7 +5,12 @@
  *   provider  the keyref provider -> a real keys process (2 channels) -> the token
  * at 1 and 2 concurrent callers, each for a fixed time. Prints ops/s and provider/direct.
  *
- *   keys_bench [-t SECONDS] [--no-seccomp]
+ *   keys_bench [-t SECONDS] [-r ROUNDS] [--no-seccomp]
+ *   keys_bench [-t SECONDS] --profile direct|provider sign|decrypt CALLERS
+ *       (one path alone, for perf/strace)
+ *
+ * Each path gets SECONDS (default 3) per operation and concurrency, in ROUNDS (default 6)
+ * slices that alternate with the other path's.
  *
  * Needs CC_BUILD_DIR (to find keys_only_main) or CERTCONND_KEYS, like the keys harness.
  * A benchmark, not a test: it reports the figures and the target (ratio >= 0.85) and exits 0
@@ -122,9 +127,9 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* ops/s of nthreads callers for secs seconds. */
-static double
-measure(const struct bench_key *k, enum op op, int nthreads, double secs)
+/* Operations done by nthreads callers in secs seconds; *elapsed gets the time taken. */
+static long
+measure(const struct bench_key *k, enum op op, int nthreads, double secs, double *elapsed)
 {
 	struct worker w[8];
 	pthread_t th[8];
@@ -151,7 +156,8 @@ measure(const struct bench_key *k, enum op op, int nthreads, double secs)
 		total += w[i].done;
 	}
 	t1 = now_s();
-	return (double)total / (t1 - t0);
+	*elapsed = t1 - t0;
+	return total;
 }
 
 /* ---- direct: libp11 in this process ---- */
@@ -217,6 +223,10 @@ main(int argc, char **argv)
 		{ OP_DECRYPT, "decrypt RSA-2048 PKCS#1" },
 	};
 	double secs = 3.0;
+	const char *profile_path = NULL;
+	enum op profile_op = OP_SIGN;
+	int profile_callers = 1;
+	int rounds = 6;
 	struct test_token *t;
 	struct keys_harness kh;
 	struct keys_harness_opts o;
@@ -230,15 +240,26 @@ main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-t") == 0 && i + 1 < argc)
 			secs = atof(argv[++i]);
+		else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc)
+			rounds = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--no-seccomp") == 0)
 			no_seccomp = 1;
+		else if (strcmp(argv[i], "--profile") == 0 && i + 3 < argc) {
+			/* --profile direct|provider sign|decrypt N: run one path only (for perf) */
+			profile_path = argv[++i];
+			profile_op = strcmp(argv[++i], "sign") == 0 ? OP_SIGN : OP_DECRYPT;
+			profile_callers = atoi(argv[++i]);
+		}
 		else {
-			fprintf(stderr, "usage: keys_bench [-t SECONDS] [--no-seccomp]\n");
+			fprintf(stderr, "usage: keys_bench [-t SECONDS] [-r ROUNDS] [--no-seccomp] "
+			    "[--profile direct|provider sign|decrypt CALLERS]\n");
 			return 2;
 		}
 	}
 	if (secs < 0.2)
 		secs = 0.2;
+	if (rounds < 1 || rounds > 100)
+		rounds = 6;
 
 	t = test_token_new("keys-bench", "2468", roles, 1);
 
@@ -288,20 +309,46 @@ main(int argc, char **argv)
 		if (!one_op(&direct_k, ops[i].op) || !one_op(&prov_k, ops[i].op))
 			die("a first operation");
 
-	printf("keys_bench: RSA-2048 on SoftHSM2 (%s), %.1f s per measurement, keys with 2 "
-	    "channels%s\n\n", t->module, secs, no_seccomp ? ", keys without seccomp" : "");
+	if (profile_path != NULL) {
+		const struct bench_key *k = strcmp(profile_path, "direct") == 0 ? &direct_k : &prov_k;
+		double el;
+		long cnt;
+
+		if (profile_callers < 1 || profile_callers > 8)
+			profile_callers = 1;
+		cnt = measure(k, profile_op, profile_callers, secs, &el);
+		printf("keys_bench: %s %s, %d callers: %.1f ops/s\n", k->how,
+		    profile_op == OP_SIGN ? "sign" : "decrypt", profile_callers, (double)cnt / el);
+		goto done;
+	}
+	printf("keys_bench: RSA-2048 on SoftHSM2 (%s), %.1f s per path and row in %d "
+	    "alternating rounds, keys with 2 channels%s\n\n", t->module, secs, rounds,
+	    no_seccomp ? ", keys without seccomp" : "");
 	printf("%-30s %7s %13s %15s %7s  %s\n", "operation", "callers", "direct ops/s",
 	    "provider ops/s", "ratio", "target");
 	fflush(stdout);
 	for (int oi = 0; oi < 2; oi++) {
 		for (int n = 1; n <= 2; n++) {
-			double dops, pops, ratio;
+			double dt[2] = { 0, 0 }, el, dops, pops, ratio;
+			long cnt[2] = { 0, 0 };
 
-			/* a short warm-up of each path, then the two measurements back to back */
-			(void)measure(&direct_k, ops[oi].op, n, 0.2);
-			(void)measure(&prov_k, ops[oi].op, n, 0.2);
-			dops = measure(&direct_k, ops[oi].op, n, secs);
-			pops = measure(&prov_k, ops[oi].op, n, secs);
+			/*
+			 * Rounds that alternate the two paths (and which goes first), so that a
+			 * change in the machine's load during the run hits both alike.
+			 */
+			(void)measure(&direct_k, ops[oi].op, n, 0.2, &el);
+			(void)measure(&prov_k, ops[oi].op, n, 0.2, &el);
+			for (int round = 0; round < rounds; round++) {
+				for (int j = 0; j < 2; j++) {
+					int which = (round + j) % 2;
+
+					cnt[which] += measure(which == 0 ? &direct_k : &prov_k, ops[oi].op, n,
+					    secs / rounds, &el);
+					dt[which] += el;
+				}
+			}
+			dops = (double)cnt[0] / dt[0];
+			pops = (double)cnt[1] / dt[1];
 			ratio = pops / dops;
 			printf("%-30s %7d %13.1f %15.1f %7.3f  >= %.2f %s\n", ops[oi].name, n, dops,
 			    pops, ratio, TARGET_RATIO, ratio >= TARGET_RATIO ? "met" : "BELOW");
@@ -313,6 +360,7 @@ main(int argc, char **argv)
 	printf("\nkeys_bench: %s\n", below == 0 ? "every ratio meets the target" :
 	    "some ratios are below the target");
 
+done:
 	direct_close(&d);
 	EVP_PKEY_free(prov_k.key);
 	keyref_provider_unload(prov_k.libctx);
