@@ -548,6 +548,56 @@ test_cms_envelope_decrypts(void **state)
 	EVP_PKEY_free(pfx);
 }
 
+/* ---- CMS SignedData (as a SCEP CertRep is signed) ---- */
+
+static void
+cms_sign_verify(EVP_PKEY *k, X509 *cert)
+{
+	static const uint8_t content[] = "SCEP CertRep payload";
+	CMS_ContentInfo *cms;
+	X509_STORE *st = X509_STORE_new();
+	BIO *in = BIO_new_mem_buf(content, sizeof(content));
+	BIO *out = BIO_new(BIO_s_mem());
+	unsigned char *p;
+	long n;
+
+	cms = CMS_sign(cert, k, NULL, in, CMS_BINARY);
+	if (cms == NULL) {
+		print_errors("CMS_sign");
+		fail();
+	}
+	assert_int_equal(X509_STORE_add_cert(st, E.test_ca), 1);
+	if (CMS_verify(cms, NULL, st, NULL, out, CMS_BINARY) != 1) {
+		print_errors("CMS_verify");
+		fail();
+	}
+	n = BIO_get_mem_data(out, &p);
+	assert_int_equal(n, (long)sizeof(content));
+	assert_memory_equal(p, content, sizeof(content));
+	CMS_ContentInfo_free(cms);
+	BIO_free(out);
+	BIO_free(in);
+	X509_STORE_free(st);
+}
+
+static void
+test_cms_signed_data(void **state)
+{
+	static const char *const roles[] = { "ra", "client" };
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		EVP_PKEY *k = load(roles[i], NULL), *pub = public_copy(k);
+		X509 *c = new_cert(pub, E.test_ca, roles[i], 6006 + (long)i, 30, 0);
+
+		assert_true(X509_sign(c, E.test_ca_key, EVP_sha256()) > 0);
+		cms_sign_verify(k, c);
+		X509_free(c);
+		EVP_PKEY_free(pub);
+		EVP_PKEY_free(k);
+	}
+}
+
 /* ---- TLS with client authentication on loopback ---- */
 
 struct tls_server {
@@ -721,6 +771,7 @@ main(void)
 		cmocka_unit_test(test_ca_signs_cert_and_crl_openssl_verifies),
 		cmocka_unit_test(test_ca_refuses_subca),
 		cmocka_unit_test(test_cms_envelope_decrypts),
+		cmocka_unit_test(test_cms_signed_data),
 		cmocka_unit_test(test_tls_client_auth),
 	};
 
