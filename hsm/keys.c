@@ -330,6 +330,8 @@ watchdog_main(void *arg)
 				    "(more than 3 x op_timeout_ms = %u ms); exiting with status %d so "
 				    "that the parent restarts keys", (unsigned long long)(now -
 				    w->started_ms), w->what, 3 * t, KEYS_EXIT_HUNG);
+				if (k->tok.pin != NULL)
+					explicit_bzero(k->tok.pin, k->tok.pin_map_len);
 				_exit(KEYS_EXIT_HUNG);
 			}
 			pthread_mutex_unlock(&w->lock);

@@ -100,13 +100,25 @@ pss_params(const X509_ALGOR *alg, const EVP_PKEY *key, struct keys_casign_sig *s
 	if (pss->hashAlgorithm != NULL)
 		hnid = OBJ_obj2nid(pss->hashAlgorithm->algorithm);
 	if (pss->maskGenAlgorithm != NULL) {
-		if (OBJ_obj2nid(pss->maskGenAlgorithm->algorithm) != NID_mgf1 ||
-		    pss->maskHash == NULL) {
+		const ASN1_OBJECT *mobj;
+		const void *mval;
+		int mtype;
+		X509_ALGOR *mh = NULL;
+
+		/* MGF1's parameter is the AlgorithmIdentifier of its digest. */
+		X509_ALGOR_get0(&mobj, &mtype, &mval, pss->maskGenAlgorithm);
+		if (OBJ_obj2nid(mobj) == NID_mgf1 && mtype == V_ASN1_SEQUENCE) {
+			const unsigned char *mp = ASN1_STRING_get0_data(mval);
+
+			mh = d2i_X509_ALGOR(NULL, &mp, ASN1_STRING_length(mval));
+		}
+		if (mh == NULL) {
 			code = fail(code, why, whylen, "RSASSA-PSS with a mask generation other than "
 			    "MGF1");
 			goto out;
 		}
-		mnid = OBJ_obj2nid(pss->maskHash->algorithm);
+		mnid = OBJ_obj2nid(mh->algorithm);
+		X509_ALGOR_free(mh);
 	}
 	if (pss->saltLength != NULL)
 		salt = ASN1_INTEGER_get(pss->saltLength);

@@ -514,7 +514,7 @@ keys_harness_role(const struct test_token *t, const char *role, uint32_t flags)
 			alg = t->roles[i].alg;
 	r.ekus = "";
 	r.flags = flags;
-	if (strcmp(role, "ca") == 0) {
+	if (strncmp(role, "ca", 2) == 0 && (role[2] == '\0' || role[2] == '-')) {
 		r.mechs = CC_MECH_SIGN_TBS |
 		    (alg == HSM_KEY_RSA ? CC_MECH_SIGN_RSA_PKCS1 | CC_MECH_SIGN_RSA_PSS :
 		    CC_MECH_SIGN_ECDSA);

@@ -140,7 +140,8 @@ int keys_harness_file_contains(const char *path, const char *needle);
 /*
  * A CONF_ROLE for a role of a test token, with everything allowed that suits the role's key
  * (RSA: PKCS#1, PSS, and for decrypting roles OAEP/PKCS#1 decryption; EC: ECDSA), the given
- * flags, and for "ca": SIGN_TBS, TBS_ONLY, the CA certificate, 825 days, max_crl_days 30.
+ * flags, and for "ca" and "ca-*": SIGN_TBS, TBS_ONLY, the token's CA certificate (of the "ca"
+ * role), 825 days, max_crl_days 30.
  * Strings point into t (keep t alive).
  */
 struct cc_conf_role keys_harness_role(const struct test_token *t, const char *role,
