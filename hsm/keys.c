@@ -304,11 +304,12 @@ watchdog_main(void *arg)
 		uint64_t now;
 
 		nanosleep(&ts, NULL);
-		now = cc_now_ms();
 		for (int i = 0; i < k->nworkers; i++) {
 			struct keys_worker *w = &k->workers[i];
 
 			pthread_mutex_lock(&w->lock);
+			/* Read under the lock: the worker moves started_ms forward under it. */
+			now = cc_now_ms();
 			if (w->busy && w->owes_reply && !w->timed_out && now - w->started_ms >= t) {
 				struct cc_wbuf wb;
 				struct cc_error e = { CC_KE_TIMEOUT, NULL };

@@ -157,7 +157,7 @@ test_rsa_ca_signs_leaf(void **state)
 	assert_int_equal(X509_get_signature_nid(x), NID_rsassaPss);
 	assert_true(chain_ok(ca_rsa, x));
 	X509_free(x);
-	assert_non_null(keys_harness_event_find(&kh, "sign certificate role=ca"));
+	assert_non_null(keys_harness_event_wait(&kh, "sign certificate role=ca", 2000));
 }
 
 static void
@@ -218,7 +218,6 @@ test_compromised_net_cannot_mint_subca(void **state)
 {
 	struct tbs_spec s = { .ca_true = 1, .key_usage = "critical,keyCertSign,cRLSign" };
 	X509 *x;
-	size_t before = keys_harness_event_count(&kh);
 
 	(void)state;
 	assert_int_equal(sign_cert("ca", ca_rsa, alg_rsa, &s, &x), CC_KE_REFUSED);
@@ -251,8 +250,8 @@ test_compromised_net_cannot_mint_subca(void **state)
 		    CC_MD_SHA256, 0, 0, dg, 32, &sig, &sig_len, errtext, sizeof(errtext)),
 		    CC_KE_DENIED);
 	}
-	assert_true(keys_harness_event_count(&kh) > before);
-	assert_non_null(keys_harness_event_find(&kh, "result=refused (basicConstraints CA:TRUE"));
+	assert_non_null(keys_harness_event_wait(&kh,
+	    "result=refused (basicConstraints CA:TRUE", 2000));
 }
 
 static void

@@ -206,8 +206,8 @@ test_sign_rsa_pkcs1(void **state)
 	(void)state;
 	for (uint8_t md = CC_MD_SHA1; md <= CC_MD_MAX; md++)
 		sign_ok("ra", pk, CC_SIG_RSA_PKCS1, md, 0, 0, md & 1);
-	assert_non_null(keys_harness_event_find(&kh,
-	    "sign role=ra mech=CKM_RSA_PKCS path=native md=SHA512 in=64 out=256"));
+	assert_non_null(keys_harness_event_wait(&kh,
+	    "sign role=ra mech=CKM_RSA_PKCS path=native md=SHA512 in=64 out=256", 2000));
 	EVP_PKEY_free(pk);
 }
 
@@ -224,7 +224,7 @@ test_sign_rsa_pss(void **state)
 	/* MGF1 with another digest, and the longest salt a 2048-bit key takes with SHA-256 */
 	sign_ok("ra", pk, CC_SIG_RSA_PSS, CC_MD_SHA256, CC_MD_SHA1, 20, 0);
 	sign_ok("ra", pk, CC_SIG_RSA_PSS, CC_MD_SHA256, CC_MD_SHA256, 256 - 32 - 2, 0);
-	assert_non_null(keys_harness_event_find(&kh, "mech=CKM_RSA_PKCS_PSS path=native"));
+	assert_non_null(keys_harness_event_wait(&kh, "mech=CKM_RSA_PKCS_PSS path=native", 2000));
 	EVP_PKEY_free(pk);
 }
 
@@ -238,7 +238,8 @@ test_sign_ecdsa(void **state)
 		sign_ok("client", c, CC_SIG_ECDSA, md, 0, 0, 0);
 		sign_ok("tls", t, CC_SIG_ECDSA, md, 0, 0, 1);
 	}
-	assert_non_null(keys_harness_event_find(&kh, "sign role=tls mech=CKM_ECDSA path=native"));
+	assert_non_null(keys_harness_event_wait(&kh,
+	    "sign role=tls mech=CKM_ECDSA path=native", 2000));
 	EVP_PKEY_free(c);
 	EVP_PKEY_free(t);
 }
@@ -287,10 +288,10 @@ test_decrypt_oaep_native_and_fallback(void **state)
 	(void)state;
 	for (uint8_t md = CC_MD_SHA1; md <= CC_MD_MAX; md++)
 		decrypt_ok("ra", ra, CC_DEC_RSA_OAEP, md, md, NULL, 24);
-	assert_non_null(keys_harness_event_find(&kh,
-	    "decrypt role=ra mech=CKM_RSA_PKCS_OAEP path=native md=SHA1"));
-	assert_non_null(keys_harness_event_find(&kh,
-	    "decrypt role=ra mech=CKM_RSA_X_509 path=fallback md=SHA512"));
+	assert_non_null(keys_harness_event_wait(&kh,
+	    "decrypt role=ra mech=CKM_RSA_PKCS_OAEP path=native md=SHA1", 2000));
+	assert_non_null(keys_harness_event_wait(&kh,
+	    "decrypt role=ra mech=CKM_RSA_X_509 path=fallback md=SHA512", 2000));
 	/* labels, MGF1 with another digest, the longest message for SHA-512 and 2048 bits */
 	decrypt_ok("ra", ra, CC_DEC_RSA_OAEP, CC_MD_SHA256, CC_MD_SHA256, "pfx password", 16);
 	decrypt_ok("ra", ra, CC_DEC_RSA_OAEP, CC_MD_SHA1, CC_MD_SHA1, "label", 16);
@@ -349,7 +350,7 @@ test_policy_denials(void **state)
 	/* a non-ca role does not sign TBS */
 	assert_int_equal(keys_harness_sign_tbs(kh.peer_fd[0], ++reqid, "ra", CC_TBS_CERT, dg, 32,
 	    &out, &out_len, errtext, sizeof(errtext)), CC_KE_DENIED);
-	assert_non_null(keys_harness_event_find(&kh, "result=denied"));
+	assert_non_null(keys_harness_event_wait(&kh, "result=denied", 2000));
 }
 
 /* Output sizes come from the key: a ciphertext of another length than the modulus is

@@ -41,16 +41,19 @@ keys_exe(void)
 {
 	static char path[PATH_MAX];
 	const char *e = getenv("CERTCONND_KEYS");
+	const char *d = getenv("CERTCONND");
 	const char *b = getenv("CC_BUILD_DIR");
 
 	if (e != NULL && e[0] != '\0')
 		return e;
+	if (d != NULL && d[0] != '\0' && access(d, X_OK) == 0)
+		return d;
 	if (b != NULL) {
 		snprintf(path, sizeof(path), "%s/tests/lib/keys_only_main", b);
 		if (access(path, X_OK) == 0)
 			return path;
 	}
-	return getenv("CERTCONND");
+	return d;
 }
 
 const char *
@@ -219,6 +222,17 @@ keys_harness_event_find(struct keys_harness *k, const char *needle)
 		if (strstr(k->events[i], needle) != NULL)
 			hit = k->events[i];
 	pthread_mutex_unlock(&k->lock);
+	return hit;
+}
+
+const char *
+keys_harness_event_wait(struct keys_harness *k, const char *needle, int timeout_ms)
+{
+	uint64_t end = cc_now_ms() + (uint64_t)timeout_ms;
+	const char *hit;
+
+	while ((hit = keys_harness_event_find(k, needle)) == NULL && cc_now_ms() < end)
+		usleep(5000);
 	return hit;
 }
 

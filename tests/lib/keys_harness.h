@@ -10,8 +10,9 @@
  * keys_harness_event_count / keys_harness_event_find, other frames are queued for
  * keys_harness_parent_recv.
  *
- * The executable: $CERTCONND_KEYS if set, else $CC_BUILD_DIR/tests/lib/keys_only_main
- * (keys_main alone) if it exists, else $CERTCONND.
+ * The executable: $CERTCONND_KEYS if set, else $CERTCONND (certconnd, which runs keys_main
+ * for --role keys) if it exists, else $CC_BUILD_DIR/tests/lib/keys_only_main (keys_main
+ * alone, for test binaries built without certconnd).
  *
  * Error convention: 0/-1 with a line on stderr.
  */
@@ -93,6 +94,11 @@ int keys_harness_parent_recv(struct keys_harness *k, struct cc_frame *f, int tim
  * returned string stays valid until keys_harness_stop. */
 size_t keys_harness_event_count(struct keys_harness *k);
 const char *keys_harness_event_find(struct keys_harness *k, const char *needle);
+/* As keys_harness_event_find, waiting up to timeout_ms for it: keys sends an operation's
+ * audit event to the parent before the reply to net, but the reader thread may not have
+ * taken it in yet when the reply arrives. */
+const char *keys_harness_event_wait(struct keys_harness *k, const char *needle,
+    int timeout_ms);
 
 /*
  * One request on a peer channel: sends w (and frees it), waits for one frame. 1 with *reply
