@@ -141,7 +141,8 @@ kr_km_match(const void *keydata1, const void *keydata2, int selection)
 	/* The private half lives in keys; its public half identifies it. */
 	if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
 		return a->has_pub && b->has_pub && EVP_PKEY_eq(a->pub, b->pub) == 1;
-	if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) != 0)
+	/* RSA has no domain parameters; EC's are the curve. */
+	if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) != 0 && a->type == CC_KEY_EC)
 		return EVP_PKEY_parameters_eq(a->pub, b->pub) == 1;
 	return 1;
 }

@@ -179,6 +179,7 @@ pss_saltlen(const struct kr_sig *c, size_t hlen, uint32_t *out)
 {
 	int bits = EVP_PKEY_get_bits(c->key->pub);
 	int max = (bits - 1 + 7) / 8 - (int)hlen - 2;
+	int want;
 
 	if (max < 0) {
 		kr_raise(KEYREF_R_BAD_PARAM, "RSA-%d is too small for PSS with this digest", bits);
@@ -186,26 +187,23 @@ pss_saltlen(const struct kr_sig *c, size_t hlen, uint32_t *out)
 	}
 	switch (c->saltlen) {
 	case RSA_PSS_SALTLEN_DIGEST:
-		if ((int)hlen > max)
-			goto toolong;
-		*out = (uint32_t)hlen;
-		return 1;
-	case RSA_PSS_SALTLEN_AUTO:
+		want = (int)hlen;
+		break;
+	case RSA_PSS_SALTLEN_AUTO: /* for signing, OpenSSL's "auto" is the maximum */
 	case RSA_PSS_SALTLEN_MAX:
-		*out = (uint32_t)max;
-		return 1;
+		want = max;
+		break;
+	default:
+		want = c->saltlen;
+		break;
 	}
-	if (c->saltlen < 0) {
-		kr_raise(KEYREF_R_BAD_PARAM, "PSS salt length %d not supported", c->saltlen);
+	if (want < 0 || want > max) {
+		kr_raise(KEYREF_R_BAD_PARAM, "PSS salt length %d not possible with RSA-%d "
+		    "(at most %d)", want, bits, max);
 		return 0;
 	}
-	if (c->saltlen > max)
-		goto toolong;
-	*out = (uint32_t)c->saltlen;
+	*out = (uint32_t)want;
 	return 1;
-toolong:
-	kr_raise(KEYREF_R_BAD_PARAM, "PSS salt too long for RSA-%d", bits);
-	return 0;
 }
 
 /* ---- init ---- */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
@@ -618,10 +619,13 @@ tls_server_main(void *arg)
 	X509 *peer;
 	char buf[16];
 	int fd;
+	struct timeval tv = { 20, 0 };
 
 	fd = accept(s->lfd, NULL, NULL);
 	if (fd == -1)
 		return NULL;
+	/* A client that failed half-way must not leave this thread waiting for ever. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	ssl = SSL_new(s->ctx);
 	SSL_set_fd(ssl, fd);
 	if (SSL_accept(ssl) != 1) {
