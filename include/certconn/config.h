@@ -87,6 +87,13 @@ struct cc_config_net {
 	char host[256];              /* without brackets */
 	uint16_t port;               /* 1..65535 */
 	uint32_t keys_channels;      /* socketpairs between net and keys; 1..16, default 2 */
+	/*
+	 * net's feature sections, each checked by its module's own file in src/config/
+	 * (config_<name>.c, struct in include/certconn/config_<name>.h); NULL when absent.
+	 */
+	struct cc_config_scep *scep;       /* "net.scep": SCEP endpoint and profiles */
+	struct cc_config_ca *ca;           /* "net.ca": the CA backend (local CA) */
+	struct cc_config_service *service; /* "net.service": the upstream service client */
 };
 
 struct cc_config {
@@ -96,8 +103,8 @@ struct cc_config {
 	struct cc_config_log log;
 	struct cc_config_daemon daemon;
 	struct cc_config_net net;
-	/* net's part re-serialised as compact JSON, defaults filled in, for CC_MSG_CONF_NET
-	 * (shorter than CC_MSG_STR_MAX); net reads it with cc_config_load_net. */
+	/* net's part as compact JSON (the checked "net" object of the file) for
+	 * CC_MSG_CONF_NET; net reads it with cc_config_load_net, which checks it again. */
 	char *net_json;
 };
 

@@ -1,5 +1,6 @@
 /* certconnd.json loader: see include/certconn/config.h and certconnd.json(5). */
 #include "certconn/config.h"
+#include "config_sections.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -720,8 +721,9 @@ listen_problem(const char *s, struct cc_config_net *n)
 static int
 check_net(struct cc_jck *j, const struct cc_jnode *nn, struct cc_config_net *n)
 {
-	static const char *const keys[] = { "listen", "keys_channels", NULL };
-	struct cc_jnode m = *nn;
+	static const char *const keys[] = { "listen", "keys_channels", "scep", "ca", "service",
+		NULL };
+	struct cc_jnode m = *nn, sub;
 	const char *s = "127.0.0.1:8080", *why;
 	uint64_t v;
 
@@ -737,22 +739,22 @@ check_net(struct cc_jck *j, const struct cc_jnode *nn, struct cc_config_net *n)
 	if (cc_jck_opt_uint(j, nn, "keys_channels", 2, 1, CC_MAX_PEER_CHANNELS, &v) == -1)
 		return -1;
 	n->keys_channels = (uint32_t)v;
+	/* Each feature section is checked by its module's file (config_<name>.c). */
+	if (cc_jck_member(nn, "scep", &sub) && cc_config_check_scep(j, &sub, &n->scep) == -1)
+		return -1;
+	if (cc_jck_member(nn, "ca", &sub) && cc_config_check_ca(j, &sub, &n->ca) == -1)
+		return -1;
+	if (cc_jck_member(nn, "service", &sub) &&
+	    cc_config_check_service(j, &sub, &n->service) == -1)
+		return -1;
 	return 0;
 }
 
+/* net gets the "net" object as written (compact); it fills in the defaults itself. */
 static char *
-net_to_json(const struct cc_config_net *n)
+net_to_json(const struct cc_jnode *nn)
 {
-	cJSON *o = cJSON_CreateObject();
-	char *s = NULL;
-
-	if (o == NULL)
-		return NULL;
-	if (cJSON_AddStringToObject(o, "listen", n->listen) != NULL &&
-	    cJSON_AddNumberToObject(o, "keys_channels", n->keys_channels) != NULL)
-		s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return s;
+	return cJSON_PrintUnformatted(nn->item);
 }
 
 int
@@ -797,15 +799,12 @@ cc_config_load_buf(const char *text, size_t len, const char *name, struct cc_con
 	section(&root, "net", &empty, &m);
 	if (check_net(&j, &m, &c->net) == -1)
 		goto out;
-	js = net_to_json(&c->net);
-	if (js == NULL) {
-		cc_jck_fail(&j, &m, "out of memory");
-		goto out;
-	}
-	/* net_json is a message string; keep the copy in malloc's hands, not cJSON's. */
-	c->net_json = strdup(js);
+	/* check_net accepted m as an object (an absent section is an empty one). */
+	js = net_to_json(&m);
+	/* Keep the copy in malloc's hands, not cJSON's. */
+	c->net_json = js != NULL ? strdup(js) : NULL;
 	cJSON_free(js);
-	if (c->net_json == NULL || strlen(c->net_json) >= CC_MSG_STR_MAX) {
+	if (c->net_json == NULL || strlen(c->net_json) >= CC_MSG_MAX / 2) {
 		cc_jck_fail(&j, &m, c->net_json ? "too large to pass to net" : "out of memory");
 		goto out;
 	}
@@ -898,8 +897,12 @@ out:
 void
 cc_config_net_free(struct cc_config_net *n)
 {
-	if (n != NULL)
-		memset(n, 0, sizeof(*n));
+	if (n == NULL)
+		return;
+	cc_config_scep_free(n->scep);
+	cc_config_ca_free(n->ca);
+	cc_config_service_free(n->service);
+	memset(n, 0, sizeof(*n));
 }
 
 void
