@@ -607,6 +607,7 @@ struct tls_server {
 	int port;
 	pthread_t th;
 	int ok;                 /* handshake done and a client certificate seen */
+	int peer_sigtype;       /* NID of the client's CertificateVerify signature type */
 	char peer_cn[128];
 	char err[512];
 };
@@ -639,8 +640,10 @@ tls_server_main(void *arg)
 		X509_free(peer);
 		s->ok = SSL_get_verify_result(ssl) == X509_V_OK;
 	}
-	if (SSL_read(ssl, buf, sizeof(buf)) > 0)
+	if (SSL_read(ssl, buf, sizeof(buf)) > 0) {
+		(void)SSL_get_peer_signature_type_nid(ssl, &s->peer_sigtype);
 		(void)SSL_write(ssl, "pong", 4);
+	}
 	(void)SSL_shutdown(ssl);
 out:
 	SSL_free(ssl);
@@ -649,9 +652,14 @@ out:
 	return NULL;
 }
 
+/*
+ * One TLS handshake on loopback with client authentication by ckey/ccert. The client's
+ * SSL_CTX lives in lc (NULL: OpenSSL's default context, where keyref is not loaded, as
+ * with libcurl's SSL_CTX: the key's own provider still does the signing).
+ */
 static void
-tls_handshake(EVP_PKEY *ckey, X509 *ccert, int version, const char *client_sigalgs,
-    const char *expect_cn)
+tls_handshake(OSSL_LIB_CTX *lc, EVP_PKEY *ckey, X509 *ccert, int version,
+    const char *client_sigalgs, const char *expect_cn, int expect_sigtype)
 {
 	struct tls_server s;
 	struct sockaddr_in a;
@@ -688,7 +696,7 @@ tls_handshake(EVP_PKEY *ckey, X509 *ccert, int version, const char *client_sigal
 	assert_int_equal(pthread_create(&s.th, NULL, tls_server_main, &s), 0);
 
 	/* client: the token key through keyref, as net's service client would use it */
-	cctx = SSL_CTX_new_ex(E.libctx, NULL, TLS_client_method());
+	cctx = SSL_CTX_new_ex(lc, NULL, TLS_client_method());
 	assert_non_null(cctx);
 	assert_int_equal(SSL_CTX_set_min_proto_version(cctx, version), 1);
 	assert_int_equal(SSL_CTX_set_max_proto_version(cctx, version), 1);
@@ -728,6 +736,7 @@ tls_handshake(EVP_PKEY *ckey, X509 *ccert, int version, const char *client_sigal
 		fprintf(stderr, "server: %s\n", s.err);
 	assert_true(s.ok);
 	assert_string_equal(s.peer_cn, expect_cn);
+	assert_int_equal(s.peer_sigtype, expect_sigtype);
 
 	SSL_CTX_free(cctx);
 	close(s.lfd);
@@ -749,8 +758,12 @@ test_tls_client_auth(void **state)
 	assert_true(X509_sign(ccert, E.test_ca_key, EVP_sha256()) > 0);
 	EVP_PKEY_free(pub);
 	/* the client role (EC P-256): ECDSA in TLS 1.3 and 1.2 */
-	tls_handshake(client, ccert, TLS1_3_VERSION, NULL, "connector client");
-	tls_handshake(client, ccert, TLS1_2_VERSION, NULL, "connector client");
+	tls_handshake(E.libctx, client, ccert, TLS1_3_VERSION, NULL, "connector client",
+	    NID_X9_62_id_ecPublicKey);
+	tls_handshake(E.libctx, client, ccert, TLS1_2_VERSION, NULL, "connector client",
+	    NID_X9_62_id_ecPublicKey);
+	tls_handshake(NULL, client, ccert, TLS1_3_VERSION, NULL, "connector client",
+	    NID_X9_62_id_ecPublicKey);
 
 	/* an RSA role: RSA-PSS in TLS 1.3, PKCS#1 v1.5 when TLS 1.2 is told to use it */
 	ra = load("ra", NULL);
@@ -758,8 +771,10 @@ test_tls_client_auth(void **state)
 	racert = new_cert(pub, E.test_ca, "connector ra", 5006, 30, 0);
 	assert_true(X509_sign(racert, E.test_ca_key, EVP_sha256()) > 0);
 	EVP_PKEY_free(pub);
-	tls_handshake(ra, racert, TLS1_3_VERSION, NULL, "connector ra");
-	tls_handshake(ra, racert, TLS1_2_VERSION, "RSA+SHA256", "connector ra");
+	tls_handshake(E.libctx, ra, racert, TLS1_3_VERSION, NULL, "connector ra", NID_rsassaPss);
+	tls_handshake(E.libctx, ra, racert, TLS1_2_VERSION, "RSA+SHA256", "connector ra",
+	    NID_rsaEncryption);
+	tls_handshake(NULL, ra, racert, TLS1_2_VERSION, NULL, "connector ra", NID_rsassaPss);
 
 	X509_free(racert);
 	X509_free(ccert);
