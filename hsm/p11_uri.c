@@ -1,4 +1,5 @@
 /* RFC 7512 URI parser: see p11_uri.h. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,8 +193,9 @@ p11_uri_parse(const char *s, struct p11_uri *u, const char **why)
 					return -1;
 				}
 			}
+			errno = 0;
 			n = strtoull(num, &ep, 10);
-			if (*ep != '\0' || n > (unsigned long)-1) {
+			if (*ep != '\0' || errno == ERANGE || n > (unsigned long)-1) {
 				*why = "bad slot-id";
 				return -1;
 			}
