@@ -82,11 +82,14 @@ struct cc_config_daemon {
 
 /* net's part. Plain data today; release with cc_config_net_free all the same. */
 #define CC_LISTEN_MAX 300
+#define CC_STATE_DIR_MAX 1024
 struct cc_config_net {
 	char listen[CC_LISTEN_MAX];  /* as written: "host:port", "[v6]:port"; 127.0.0.1:8080 */
 	char host[256];              /* without brackets */
 	uint16_t port;               /* 1..65535 */
 	uint32_t keys_channels;      /* socketpairs between net and keys; 1..16, default 2 */
+	char state_dir[CC_STATE_DIR_MAX]; /* net's read-write directory (local CA database,
+	                                   * outbox); default: <daemon.state_dir>/net */
 	/*
 	 * net's feature sections, each checked by its module's own file in src/config/
 	 * (config_<name>.c, struct in include/certconn/config_<name>.h); NULL when absent.

@@ -34,6 +34,7 @@
 #include "certconn/sandbox.h"
 #include "certconn/util.h"
 #include "certconnd.h"
+#include "net.h"
 
 #define NET_KEYS_TIMEOUT_MS 10000
 
@@ -48,6 +49,7 @@ struct net {
 	int nchan;
 	int listen_fd;
 	uint64_t started_ms;
+	struct net_ctx ctx;
 };
 
 static struct net N;
@@ -464,8 +466,11 @@ net_main(int argc, char **argv)
 		cc_fatal("event_base_new failed");
 	if (N.listen_fd != -1 && http_start() == -1)
 		cc_fatal("cannot start the HTTP server");
+	N.ctx = (struct net_ctx){ N.base, N.http, N.libctx, N.kc, &N.conf };
+	if (scep_start(&N.ctx) == -1 || service_start(&N.ctx) == -1)
+		cc_fatal("cannot start net's features (see above)");
 
-	if (net_sandbox_apply(&so, NULL) == -1)
+	if (net_sandbox_apply(&so, N.conf.state_dir) == -1)
 		cc_fatal("cannot sandbox net");
 
 	N.parent_in = evbuffer_new();
@@ -482,6 +487,8 @@ net_main(int argc, char **argv)
 
 	event_base_dispatch(N.base);
 
+	service_stop();
+	scep_stop();
 	cc_event_set_forward(NULL, NULL);
 	if (N.http != NULL)
 		evhttp_free(N.http);

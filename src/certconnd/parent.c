@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,37 @@ ctl_open(const char *path)
 	}
 	umask(old);
 	return fd;
+}
+
+/*
+ * net's state directory (local CA database, outbox) belongs to net's user: the parent makes
+ * it (one level) and hands it over, since net cannot after it has dropped root.
+ */
+static int
+net_state_dir(void)
+{
+	const char *dir = P.cfg.net.state_dir, *user = P.cfg.daemon.user_net;
+	struct passwd *pw;
+
+	if (dir[0] == '\0')
+		return 0;
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		cc_log_err("net.state_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (geteuid() != 0 || user == NULL || user[0] == '\0')
+		return 0;
+	pw = getpwnam(user);
+	if (pw == NULL) {
+		cc_log_err("daemon.user_net: no such user %s", user);
+		return -1;
+	}
+	if (chown(dir, pw->pw_uid, pw->pw_gid) == -1 || chmod(dir, 0700) == -1) {
+		cc_log_err("net.state_dir %s: cannot give it to %s: %s", dir, user,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- configuration sent to the children ---- */
@@ -634,6 +666,7 @@ sighup_cb(evutil_socket_t sig, short what, void *arg)
 	if (pin_load(&P.cfg) == -1)
 		cc_log_err("SIGHUP: keeping the PIN read at start");
 	parent_open_sinks();
+	(void)net_state_dir();
 	cc_log_info("SIGHUP: configuration reloaded from %s; restarting keys and net",
 	    P.config_path);
 	cc_event_emit(CC_EV_CONFIG_RELOAD_SUCCESS, NULL, "path", P.config_path, NULL);
@@ -731,7 +764,7 @@ parent_main(int argc, char **argv)
 	if (P.listen_fd == -1)
 		return 1;
 	P.ctl_fd = ctl_open(P.cfg.daemon.control_socket);
-	if (P.ctl_fd == -1)
+	if (P.ctl_fd == -1 || net_state_dir() == -1)
 		return 1;
 
 	P.base = event_base_new();

@@ -721,8 +721,8 @@ listen_problem(const char *s, struct cc_config_net *n)
 static int
 check_net(struct cc_jck *j, const struct cc_jnode *nn, struct cc_config_net *n)
 {
-	static const char *const keys[] = { "listen", "keys_channels", "scep", "ca", "service",
-		NULL };
+	static const char *const keys[] = { "listen", "keys_channels", "state_dir", "scep", "ca",
+		"service", NULL };
 	struct cc_jnode m = *nn, sub;
 	const char *s = "127.0.0.1:8080", *why;
 	uint64_t v;
@@ -739,6 +739,11 @@ check_net(struct cc_jck *j, const struct cc_jnode *nn, struct cc_config_net *n)
 	if (cc_jck_opt_uint(j, nn, "keys_channels", 2, 1, CC_MAX_PEER_CHANNELS, &v) == -1)
 		return -1;
 	n->keys_channels = (uint32_t)v;
+	if (cc_jck_member(nn, "state_dir", &m)) {
+		if (cc_jck_str(j, &m, CC_STATE_DIR_MAX - 1, &s) == -1 || check_abs(j, &m, s) == -1)
+			return -1;
+		memcpy(n->state_dir, s, strlen(s) + 1);
+	}
 	/* Each feature section is checked by its module's file (config_<name>.c). */
 	if (cc_jck_member(nn, "scep", &sub) && cc_config_check_scep(j, &sub, &n->scep) == -1)
 		return -1;
@@ -752,9 +757,18 @@ check_net(struct cc_jck *j, const struct cc_jnode *nn, struct cc_config_net *n)
 
 /* net gets the "net" object as written (compact); it fills in the defaults itself. */
 static char *
-net_to_json(const struct cc_jnode *nn)
+net_to_json(const struct cc_jnode *nn, const char *state_dir)
 {
-	return cJSON_PrintUnformatted(nn->item);
+	cJSON *o = cJSON_Duplicate(nn->item, 1);
+	char *s = NULL;
+
+	if (o == NULL)
+		return NULL;
+	if (cJSON_GetObjectItemCaseSensitive(o, "state_dir") != NULL ||
+	    state_dir[0] == '\0' || cJSON_AddStringToObject(o, "state_dir", state_dir) != NULL)
+		s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
 }
 
 int
@@ -799,8 +813,15 @@ cc_config_load_buf(const char *text, size_t len, const char *name, struct cc_con
 	section(&root, "net", &empty, &m);
 	if (check_net(&j, &m, &c->net) == -1)
 		goto out;
-	/* check_net accepted m as an object (an absent section is an empty one). */
-	js = net_to_json(&m);
+	/* check_net accepted m as an object (an absent section is an empty one). net's state
+	 * directory defaults to <daemon.state_dir>/net. */
+	if (c->net.state_dir[0] == '\0' && c->daemon.state_dir != NULL &&
+	    snprintf(c->net.state_dir, sizeof(c->net.state_dir), "%s/net",
+	    c->daemon.state_dir) >= (int)sizeof(c->net.state_dir)) {
+		cc_jck_fail(&j, &m, "daemon.state_dir is too long for net");
+		goto out;
+	}
+	js = net_to_json(&m, c->net.state_dir);
 	/* Keep the copy in malloc's hands, not cJSON's. */
 	c->net_json = js != NULL ? strdup(js) : NULL;
 	cJSON_free(js);

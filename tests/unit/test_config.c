@@ -297,7 +297,9 @@ test_example_loads(void **state)
 	assert_string_equal(c.net.host, "127.0.0.1");
 	assert_int_equal(c.net.port, 8080);
 	assert_int_equal(c.net.keys_channels, 2);
-	assert_string_equal(c.net_json, "{\"listen\":\"127.0.0.1:8080\",\"keys_channels\":2}");
+	assert_string_equal(c.net_json, "{\"listen\":\"127.0.0.1:8080\",\"keys_channels\":2,"
+	    "\"state_dir\":\"/var/lib/certconn/net\"}");
+	assert_string_equal(c.net.state_dir, "/var/lib/certconn/net");
 	cc_config_free(&c);
 	assert_null(c.path);
 	cc_config_free(&c); /* twice is harmless */
@@ -973,7 +975,8 @@ test_net_roundtrip(void **state)
 	    "}\n", &c, err, sizeof(err)), 0);
 	/* net gets the section as written; it fills in defaults itself. */
 	assert_string_equal(c.net_json,
-	    "{\"keys_channels\":4,\"listen\":\"[2001:db8::1]:8443\"}");
+	    "{\"keys_channels\":4,\"listen\":\"[2001:db8::1]:8443\","
+	    "\"state_dir\":\"/var/lib/certconn/net\"}");
 	assert_int_equal(cc_config_load_net(c.net_json, &n, err, sizeof(err)), 0);
 	assert_string_equal(n.listen, c.net.listen);
 	assert_string_equal(n.host, "2001:db8::1");
@@ -999,7 +1002,7 @@ test_net_roundtrip(void **state)
 	assert_int_equal(cc_config_load_net("{\"listen\":\"1.2.3.4:1\",\"x\":1}", &n, err,
 	    sizeof(err)), -1);
 	assert_string_equal(err, "(net config):1:23: net.x: unknown key (allowed: listen, "
-	    "keys_channels, scep, ca, service)");
+	    "keys_channels, state_dir, scep, ca, service)");
 	assert_int_equal(cc_config_load_net("{\"listen\":", &n, err, sizeof(err)), -1);
 	assert_string_equal(err, "(net config):1:11: syntax error");
 	assert_int_equal(cc_config_load_net("[]", &n, err, sizeof(err)), -1);
