@@ -2,6 +2,7 @@
 #ifndef CERTCONNCTL_H
 #define CERTCONNCTL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct cc_frame;
@@ -19,5 +20,17 @@ int token_main(int argc, char **argv);
 
 /* dev up / down / demo (dev.c). */
 int dev_main(int argc, char **argv);
+
+/* The local CA: list, show, revoke, crl (ca.c). config: certconnd's config path. */
+int ca_main(const char *config, int argc, char **argv);
+/* SCEP: challenge, approve, reject (scep.c). */
+int scep_main(const char *config, int argc, char **argv);
+/* Registration with a certconn-hub (register.c). */
+int register_main(const char *config, int argc, char **argv);
+
+/* Hooks of dev up / down for the hub (dev_hub.c): start certconn-hub under DIR and register
+ * the dev connector; fill *hub_url (caller's buffer). 0/-1. dev_hub_down stops it. */
+int dev_hub_up(const char *dir, char *hub_url, size_t len);
+int dev_hub_down(const char *dir);
 
 #endif

@@ -258,7 +258,7 @@ read_pidfile(const char *p)
 }
 
 static int
-write_dev_json(struct dev *d, const char *sock, unsigned port)
+write_dev_json(struct dev *d, const char *sock, const char *hub_url)
 {
 	cJSON *root = cJSON_CreateObject(), *pids;
 	struct cc_config cfg;
@@ -270,7 +270,6 @@ write_dev_json(struct dev *d, const char *sock, unsigned port)
 	struct cc_ctl_status st;
 	const char *why;
 
-	(void)port;
 	if (cc_config_load(path(d->p[2], d->dir, "certconnd.json"), &cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "certconnctl: %s\n", err);
 		cJSON_Delete(root);
@@ -280,7 +279,10 @@ write_dev_json(struct dev *d, const char *sock, unsigned port)
 	cJSON_AddStringToObject(root, "scep_url", url);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/health", (unsigned)cfg.net.port);
 	cJSON_AddStringToObject(root, "health_url", url);
-	cJSON_AddNullToObject(root, "hub_url");
+	if (hub_url != NULL && hub_url[0] != '\0')
+		cJSON_AddStringToObject(root, "hub_url", hub_url);
+	else
+		cJSON_AddNullToObject(root, "hub_url");
 	cJSON_AddStringToObject(root, "softhsm2_conf", path(d->p[0], d->dir, "softhsm2.conf"));
 	cJSON_AddStringToObject(root, "pkcs11_module", DEV_MODULE);
 	cJSON_AddStringToObject(root, "token_label", DEV_TOKEN);
@@ -370,6 +372,7 @@ dev_up(struct dev *d)
 {
 	char conf[DEV_PATH_MAX + 256], sock[DEV_PATH_MAX], logf[DEV_PATH_MAX];
 	char cfgpath[DEV_PATH_MAX], pidfile[DEV_PATH_MAX], envv[DEV_PATH_MAX + 32];
+	char hub_url[512] = "";
 	struct hsm_role_spec specs[DEV_NROLES];
 	struct hsm_role_result res[DEV_NROLES];
 	struct hsm_token_params tp = { 0 };
@@ -385,7 +388,9 @@ dev_up(struct dev *d)
 	path(logf, d->dir, "certconnd.log");
 	if ((pid = read_pidfile(pidfile)) != 0) {
 		printf("certconnd is already running (pid %d) in %s\n", (int)pid, d->dir);
-		return write_dev_json(d, sock, 0) == 0 ? 0 : 1;
+		if (dev_hub_up(d->dir, hub_url, sizeof(hub_url)) == -1)
+			return 1;
+		return write_dev_json(d, sock, hub_url) == 0 ? 0 : 1;
 	}
 
 	/* 1. SoftHSM2 configuration and PINs. */
@@ -479,7 +484,10 @@ dev_up(struct dev *d)
 		unlink(pidfile);
 		goto out;
 	}
-	if (write_dev_json(d, sock, port) == -1)
+	/* 7. The hub (when this build has it), with the connector registered to it. */
+	if (dev_hub_up(d->dir, hub_url, sizeof(hub_url)) == -1)
+		goto out;
+	if (write_dev_json(d, sock, hub_url) == -1)
 		goto out;
 	printf("certconnd running (pid %d); state in %s/dev.json, log in %s\n", (int)pid, d->dir,
 	    logf);
@@ -499,6 +507,7 @@ dev_down(struct dev *d)
 	pid_t pid;
 
 	path(pidfile, d->dir, "certconnd.pid");
+	(void)dev_hub_down(d->dir);
 	pid = read_pidfile(pidfile);
 	if (pid == 0) {
 		printf("certconnd is not running in %s\n", d->dir);

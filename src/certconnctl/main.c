@@ -28,6 +28,9 @@ usage(FILE *f)
 	    "  selftest                        a signature and a decryption through keys\n"
 	    "  token init [options]            create the roles' keys in a token (see man page)\n"
 	    "  dev up|down|demo [--dir DIR]    the dev appliance on loopback (default ./.dev)\n"
+	    "  ca list|show|revoke|crl ...     the local CA (see certconnctl(8))\n"
+	    "  scep challenge|approve|reject   SCEP challenges and manual approval\n"
+	    "  register --hub URL --token T    register this connector with a certconn-hub\n"
 	    "\n"
 	    "  -c, --config PATH   certconnd's config, to find its control socket (default %s)\n"
 	    "  -s, --socket PATH   the control socket itself\n", CC_CONFIG_DEFAULT_PATH);
@@ -87,6 +90,12 @@ main(int argc, char **argv)
 		return token_main(argc, argv);
 	if (strcmp(cmd, "dev") == 0)
 		return dev_main(argc, argv);
+	if (strcmp(cmd, "ca") == 0)
+		return ca_main(config, argc, argv);
+	if (strcmp(cmd, "scep") == 0)
+		return scep_main(config, argc, argv);
+	if (strcmp(cmd, "register") == 0)
+		return register_main(config, argc, argv);
 
 	if (strcmp(cmd, "status") == 0) {
 		int json = argc > 1 && strcmp(argv[1], "--json") == 0;

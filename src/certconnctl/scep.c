@@ -1,0 +1,14 @@
+/* certconnctl scep: not built yet. */
+#include <stdio.h>
+
+#include "ctl.h"
+
+int
+scep_main(const char *config, int argc, char **argv)
+{
+	(void)config;
+	(void)argc;
+	(void)argv;
+	fprintf(stderr, "certconnctl: scep is not available in this build yet\n");
+	return 2;
+}
