@@ -5,12 +5,12 @@
  *   provider  the keyref provider -> a real keys process (2 channels) -> the token
  * at 1 and 2 concurrent callers, each for a fixed time. Prints ops/s and provider/direct.
  *
- *   keys_bench [-t SECONDS] [-r ROUNDS] [--no-seccomp]
+ *   keys_bench [-t SECONDS] [-r ROUNDS] [-v] [--no-seccomp]
  *   keys_bench [-t SECONDS] --profile direct|provider sign|decrypt CALLERS
  *       (one path alone, for perf/strace)
  *
  * Each path gets SECONDS (default 3) per operation and concurrency, in ROUNDS (default 6)
- * slices that alternate with the other path's.
+ * slices that alternate with the other path's; -v prints every round.
  *
  * Needs CC_BUILD_DIR (to find keys_only_main) or CERTCONND_KEYS, like the keys harness.
  * A benchmark, not a test: it reports the figures and the target (ratio >= 0.85) and exits 0
@@ -227,6 +227,7 @@ main(int argc, char **argv)
 	enum op profile_op = OP_SIGN;
 	int profile_callers = 1;
 	int rounds = 6;
+	int verbose = 0;
 	struct test_token *t;
 	struct keys_harness kh;
 	struct keys_harness_opts o;
@@ -244,6 +245,8 @@ main(int argc, char **argv)
 			rounds = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--no-seccomp") == 0)
 			no_seccomp = 1;
+		else if (strcmp(argv[i], "-v") == 0)
+			verbose = 1;
 		else if (strcmp(argv[i], "--profile") == 0 && i + 3 < argc) {
 			/* --profile direct|provider sign|decrypt N: run one path only (for perf) */
 			profile_path = argv[++i];
@@ -251,7 +254,7 @@ main(int argc, char **argv)
 			profile_callers = atoi(argv[++i]);
 		}
 		else {
-			fprintf(stderr, "usage: keys_bench [-t SECONDS] [-r ROUNDS] [--no-seccomp] "
+			fprintf(stderr, "usage: keys_bench [-t SECONDS] [-r ROUNDS] [-v] [--no-seccomp] "
 			    "[--profile direct|provider sign|decrypt CALLERS]\n");
 			return 2;
 		}
@@ -345,13 +348,20 @@ main(int argc, char **argv)
 			(void)measure(&direct_k, ops[oi].op, n, 0.2, &el);
 			(void)measure(&prov_k, ops[oi].op, n, 0.2, &el);
 			for (int round = 0; round < rounds; round++) {
+				double rate[2];
+
 				for (int j = 0; j < 2; j++) {
 					int which = (round + j) % 2;
-
-					cnt[which] += measure(which == 0 ? &direct_k : &prov_k, ops[oi].op, n,
+					long c = measure(which == 0 ? &direct_k : &prov_k, ops[oi].op, n,
 					    secs / rounds, &el);
+
+					cnt[which] += c;
 					dt[which] += el;
+					rate[which] = (double)c / el;
 				}
+				if (verbose)
+					printf("  round %2d: direct %8.1f  provider %8.1f  ratio %.3f\n", round,
+					    rate[0], rate[1], rate[1] / rate[0]);
 			}
 			dops = (double)cnt[0] / dt[0];
 			pops = (double)cnt[1] / dt[1];
