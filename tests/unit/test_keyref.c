@@ -26,6 +26,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -53,6 +54,8 @@ enum fake_mode {
 	FAKE_BAD_HEADER,   /* a frame with an unknown version */
 	FAKE_WRONG_REQID,  /* answer for a request that was never sent */
 	FAKE_CLOSE,        /* close the channel without answering */
+	FAKE_GARBAGE,      /* random bytes, then close */
+	FAKE_MUTATED,      /* a valid SIGN_RESP frame with one byte changed */
 };
 
 struct fake_role {
@@ -332,6 +335,35 @@ fake_thread(void *arg)
 			cc_frame_free(&fr);
 			shutdown(fc->fd, SHUT_RDWR);
 			goto out;
+		case FAKE_GARBAGE: {
+			uint8_t junk[64];
+			size_t n = (size_t)delay % sizeof(junk) + 1;
+
+			FCHECK(RAND_bytes(junk, (int)n) == 1);
+			(void)send(fc->fd, junk, n, MSG_NOSIGNAL);
+			cc_frame_free(&fr);
+			shutdown(fc->fd, SHUT_RDWR);
+			goto out;
+		}
+		case FAKE_MUTATED: {
+			struct cc_wbuf w;
+			struct cc_sign_resp r;
+			uint8_t sig[256];
+			uint8_t pos;
+
+			memset(sig, 0xab, sizeof(sig));
+			r.sig = sig;
+			r.sig_len = sizeof(sig);
+			FCHECK(cc_enc_sign_resp(&w, fr.msg.reqid, &r) == 0);
+			FCHECK(RAND_bytes(&pos, 1) == 1);
+			/* anywhere in the header or the length field of the signature */
+			w.p[pos % (CC_MSG_HDR_LEN + 4)] ^= (uint8_t)(1u << (delay % 8));
+			(void)cc_chan_send(fc->fd, &w);
+			cc_wbuf_free(&w);
+			cc_frame_free(&fr);
+			shutdown(fc->fd, SHUT_RDWR);
+			goto out;
+		}
 		}
 		switch (fr.msg.type) {
 		case CC_MSG_KEY_INFO_REQ: answer_key_info(f, fc->fd, &fr.msg); break;
@@ -1266,6 +1298,32 @@ test_keys_gone_then_replaced(void **state)
 	fx_free(x);
 }
 
+/*
+ * Garbage and damaged frames from keys: every outcome is a failed request (through the
+ * fatal hook, or as keys being unreachable), never a crash or a signature taken from a
+ * broken frame. Under ASan this is a small fuzz of the reply path.
+ */
+static void
+test_garbage_replies(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 40; i++) {
+		struct fx *x = fx_new(1, 2000);
+		EVP_PKEY *k = load(x, "rsa", NULL);
+
+		assert_non_null(k);
+		x->f.delay_ms = i * 7 + 3;
+		fx_mode(x, i % 2 ? FAKE_GARBAGE : FAKE_MUTATED);
+		assert_int_not_equal(try_sign(x, k), 1);
+		/* damage in the header or the length: always the fatal path */
+		if (i % 2 == 0)
+			assert_int_equal(x->fatal_calls, 1);
+		ERR_clear_error();
+		EVP_PKEY_free(k);
+		fx_free(x);
+	}
+}
+
 int
 main(void)
 {
@@ -1283,6 +1341,7 @@ main(void)
 		cmocka_unit_test(test_timeout_then_stale_reply_dropped),
 		cmocka_unit_test(test_concurrent_callers),
 		cmocka_unit_test(test_keys_gone_then_replaced),
+		cmocka_unit_test(test_garbage_replies),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
