@@ -284,7 +284,7 @@ chan_release(struct keyref_client *cl, struct kr_chan *ch)
 	pthread_mutex_unlock(&cl->mu);
 }
 
-/* Channel state changes made by its user (busy) need the lock only against chan_take. */
+/* The user of a busy channel sets its flags under the lock, as chan_take reads them. */
 static void
 chan_mark(struct keyref_client *cl, struct kr_chan *ch, int broken, int stale)
 {
@@ -314,7 +314,7 @@ call_fatal(struct keyref_client *cl, const char *role, uint16_t type, const char
 /*
  * Sends the finished frame w (with reqid) and waits for the reply of type want (or ERROR).
  * On CC_KE_OK *reply holds a frame of type want; the caller decodes it with the typed
- * decoder and calls kr_bad_reply if that fails. On failure the error is on the queue.
+ * decoder and calls bad_reply if that fails. On failure the error is on the queue.
  */
 static uint32_t
 transact(struct keyref_client *cl, const char *role, uint16_t reqtype, uint16_t want,
