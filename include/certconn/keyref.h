@@ -121,8 +121,11 @@ int keyref_provider_load(OSSL_LIB_CTX *libctx, struct keyref_client *cl);
 void keyref_provider_unload(OSSL_LIB_CTX *libctx);
 
 /*
- * Asks keys for the role's KEY_INFO and returns a keyref EVP_PKEY (RSA or EC): its public
- * part is local, its private operations go to keys over cl (which must outlive the key).
+ * Asks keys for the role's KEY_INFO and returns a keyref EVP_PKEY (RSA or EC) of libctx (a
+ * context keyref_provider_load ran on): its public part is local, its private operations go
+ * to keys over cl (which must outlive the key). The key also works with objects of other
+ * library contexts (an SSL_CTX or CMS structure of the default context, as libcurl's): OpenSSL
+ * then finds keyref's signature or cipher through the key itself.
  * When cert is not NULL, *cert gets the role's certificate if keys has one, else NULL
  * (the caller frees it). NULL on failure, with keys' reason on the error queue.
  */
