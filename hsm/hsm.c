@@ -801,3 +801,66 @@ out:
 	hsm_close(h);
 	return ret;
 }
+
+int
+hsm_store_cert(struct hsm *h, const char *key_uri, const uint8_t *der, size_t der_len)
+{
+	CK_OBJECT_HANDLE priv, o;
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_CERTIFICATE_TYPE ct = CKC_X_509;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	uint8_t *id = NULL, *label = NULL, *subj = NULL;
+	size_t id_len = 0, label_len = 0;
+	int subj_len;
+	const unsigned char *p = der;
+	X509 *x = NULL;
+	EVP_PKEY *pub = NULL;
+	CK_RV rv;
+	int ret = -1;
+
+	x = d2i_X509(NULL, &p, (long)der_len);
+	if (x == NULL || p != der + der_len) {
+		cc_log_err("the certificate for %s is not DER X.509", key_uri);
+		goto out;
+	}
+	if (find_private(h, key_uri, &priv) == -1 || (pub = pubkey_of(h, priv, key_uri)) == NULL)
+		goto out;
+	if (EVP_PKEY_eq(pub, X509_get0_pubkey(x)) != 1) {
+		cc_log_err("the certificate is not for the key %s", key_uri);
+		goto out;
+	}
+	if (p11_get_attr(&h->mod, h->s, priv, CKA_ID, &id, &id_len) != CKR_OK || id_len == 0) {
+		cc_log_err("the key %s has no CKA_ID to tie a certificate to", key_uri);
+		goto out;
+	}
+	(void)p11_get_attr(&h->mod, h->s, priv, CKA_LABEL, &label, &label_len);
+	subj_len = i2d_X509_NAME(X509_get_subject_name(x), &subj);
+	if (subj_len <= 0)
+		goto out;
+	{
+		CK_ATTRIBUTE t[] = {
+			{ CKA_CLASS, &cls, sizeof(cls) },
+			{ CKA_CERTIFICATE_TYPE, &ct, sizeof(ct) },
+			{ CKA_TOKEN, &yes, sizeof(yes) },
+			{ CKA_PRIVATE, &no, sizeof(no) },
+			{ CKA_ID, id, id_len },
+			{ CKA_SUBJECT, subj, (CK_ULONG)subj_len },
+			{ CKA_VALUE, (void *)der, der_len },
+			{ CKA_LABEL, label, label_len },
+		};
+
+		rv = h->mod.f->C_CreateObject(h->s, t, label_len > 0 ? 8 : 7, &o);
+	}
+	if (rv != CKR_OK) {
+		cc_log_err("storing the certificate for %s: %s", key_uri, p11_rv_str(rv));
+		goto out;
+	}
+	ret = 0;
+out:
+	OPENSSL_free(subj);
+	free(label);
+	free(id);
+	EVP_PKEY_free(pub);
+	X509_free(x);
+	return ret;
+}

@@ -103,4 +103,12 @@ EVP_PKEY *hsm_pubkey(struct hsm *h, const char *uri);
 int hsm_sign_digest(struct hsm *h, const char *uri, const char *md, const uint8_t *dg,
     size_t dg_len, uint8_t **sig, size_t *sig_len);
 
+/*
+ * Stores a DER certificate in the token next to the private key named by key_uri: a
+ * CKO_CERTIFICATE (CKC_X_509, on the token, public) with the key's CKA_ID and CKA_LABEL and
+ * the certificate's CKA_SUBJECT, which keys then reports in KEY_INFO for the role. Refused if
+ * the certificate is not for that key. The session must be logged in.
+ */
+int hsm_store_cert(struct hsm *h, const char *key_uri, const uint8_t *der, size_t der_len);
+
 #endif

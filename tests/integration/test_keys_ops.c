@@ -32,6 +32,8 @@ static const struct hsm_role_spec roles[] = {
 
 static struct test_token *tok;
 static struct keys_harness kh;
+static uint8_t *tls_der;
+static size_t tls_der_len;
 static char errtext[512];
 static uint64_t reqid = 100;
 
@@ -45,6 +47,22 @@ setup(void **state)
 
 	(void)state;
 	tok = test_token_new("ops", "2468", roles, sizeof(roles) / sizeof(roles[0]));
+	/* tls gets its certificate from the token (same CKA_ID), not from the configuration */
+	{
+		struct hsm_ca_params cp = { .module = tok->module, .module_env = tok->module_env,
+			.key_uri = test_token_uri(tok, "tls"), .user_pin = tok->pin,
+			.subject = "CN=tls.example", .days = 30, .md = "SHA384" };
+		struct hsm *h;
+		int r;
+
+		if (hsm_selfsign_ca(&cp, &tls_der, &tls_der_len) == -1)
+			return -1;
+		h = hsm_open(tok->module, tok->module_env, tok->label, tok->pin);
+		r = h == NULL ? -1 : hsm_store_cert(h, cp.key_uri, tls_der, tls_der_len);
+		hsm_close(h);
+		if (r == -1)
+			return -1;
+	}
 	cr[0] = keys_harness_role(tok, "ca", 0);
 	cr[1] = keys_harness_role(tok, "ra", CC_ROLE_FALLBACK);
 	cr[2] = keys_harness_role(tok, "pfx", 0);
@@ -68,6 +86,7 @@ teardown(void **state)
 {
 	(void)state;
 	assert_int_equal(keys_harness_stop(&kh), 0);
+	free(tls_der);
 	test_token_free(tok);
 	return 0;
 }
@@ -110,11 +129,22 @@ test_key_info(void **state)
 	free(cert);
 	EVP_PKEY_free(pk);
 
-	assert_int_equal(keys_harness_key_info(kh.peer_fd[1], ++reqid, "tls", &pk, NULL, NULL,
-	    info, errtext, sizeof(errtext)), 0);
+	assert_int_equal(keys_harness_key_info(kh.peer_fd[1], ++reqid, "tls", &pk, &cert,
+	    &cert_len, info, errtext, sizeof(errtext)), 0);
 	assert_int_equal(info[0], CC_KEY_EC);
 	assert_int_equal(info[1], 384);
 	assert_true(EVP_PKEY_is_a(pk, "EC"));
+	/* the token's certificate for the key */
+	assert_int_equal(cert_len, tls_der_len);
+	assert_memory_equal(cert, tls_der, cert_len);
+	free(cert);
+	EVP_PKEY_free(pk);
+
+	/* client: no certificate anywhere */
+	assert_int_equal(keys_harness_key_info(kh.peer_fd[1], ++reqid, "client", &pk, &cert,
+	    &cert_len, info, errtext, sizeof(errtext)), 0);
+	assert_null(cert);
+	assert_int_equal(cert_len, 0);
 	EVP_PKEY_free(pk);
 
 	assert_int_equal(keys_harness_key_info(kh.peer_fd[0], ++reqid, "nope", &pk, NULL, NULL,

@@ -172,6 +172,22 @@ test_sign_digest(void **state)
 	hsm_close(h);
 }
 
+/* A certificate goes into the token only next to its own key. */
+static void
+test_store_cert(void **state)
+{
+	struct hsm *h;
+
+	(void)state;
+	h = hsm_open(tok->module, tok->module_env, tok->label, tok->pin);
+	assert_non_null(h);
+	assert_int_equal(hsm_store_cert(h, test_token_uri(tok, "ra"), tok->ca_der,
+	    tok->ca_der_len), -1);
+	assert_int_equal(hsm_store_cert(h, test_token_uri(tok, "ca"), tok->ca_der,
+	    tok->ca_der_len), 0);
+	hsm_close(h);
+}
+
 /* A second init keeps existing keys and adds the new role. */
 static void
 test_reinit_keeps_keys(void **state)
@@ -205,6 +221,7 @@ main(void)
 		cmocka_unit_test(test_key_attributes),
 		cmocka_unit_test(test_ca_cert),
 		cmocka_unit_test(test_sign_digest),
+		cmocka_unit_test(test_store_cert),
 		cmocka_unit_test(test_reinit_keeps_keys),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
