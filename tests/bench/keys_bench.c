@@ -106,6 +106,7 @@ struct worker {
 	double until;
 	atomic_int *go;
 	long done;
+	double cpu;             /* this caller thread's CPU time, seconds */
 	int failed;
 };
 
@@ -113,9 +114,11 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	struct timespec c0, c1;
 
 	while (!atomic_load(w->go))
 		;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
 	while (now_s() < w->until) {
 		if (!one_op(w->k, w->op)) {
 			w->failed = 1;
@@ -124,12 +127,18 @@ worker_main(void *arg)
 		}
 		w->done++;
 	}
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	w->cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
 	return NULL;
 }
 
-/* Operations done by nthreads callers in secs seconds; *elapsed gets the time taken. */
+/*
+ * Operations done by nthreads callers in secs seconds; *elapsed gets the time taken and
+ * *cpu the callers' CPU time (for keyref: what the provider and the client cost in net).
+ */
 static long
-measure(const struct bench_key *k, enum op op, int nthreads, double secs, double *elapsed)
+measure(const struct bench_key *k, enum op op, int nthreads, double secs, double *elapsed,
+    double *cpu)
 {
 	struct worker w[8];
 	pthread_t th[8];
@@ -137,6 +146,7 @@ measure(const struct bench_key *k, enum op op, int nthreads, double secs, double
 	double t0, t1;
 	long total = 0;
 
+	*cpu = 0;
 	for (int i = 0; i < nthreads; i++) {
 		w[i] = (struct worker){ .k = k, .op = op, .go = &go };
 		if (pthread_create(&th[i], NULL, worker_main, &w[i]) != 0)
@@ -154,6 +164,7 @@ measure(const struct bench_key *k, enum op op, int nthreads, double secs, double
 			exit(1);
 		}
 		total += w[i].done;
+		*cpu += w[i].cpu;
 	}
 	t1 = now_s();
 	*elapsed = t1 - t0;
@@ -319,44 +330,42 @@ main(int argc, char **argv)
 
 		if (profile_callers < 1 || profile_callers > 8)
 			profile_callers = 1;
-		struct timespec c0, c1;
+		double cpu;
 
-		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
-		cnt = measure(k, profile_op, profile_callers, secs, &el);
-		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
-		printf("keys_bench: %s %s, %d callers: %.1f ops/s, this process's CPU %.1f us/op\n",
+		cnt = measure(k, profile_op, profile_callers, secs, &el, &cpu);
+		printf("keys_bench: %s %s, %d callers: %.1f ops/s, callers' CPU %.1f us/op\n",
 		    k->how, profile_op == OP_SIGN ? "sign" : "decrypt", profile_callers,
-		    (double)cnt / el, ((double)(c1.tv_sec - c0.tv_sec) * 1e6 +
-		    (double)(c1.tv_nsec - c0.tv_nsec) / 1e3) / (double)cnt);
+		    (double)cnt / el, cpu * 1e6 / (double)cnt);
 		goto done;
 	}
 	printf("keys_bench: RSA-2048 on SoftHSM2 (%s), %.1f s per path and row in %d "
 	    "alternating rounds, keys with 2 channels%s\n\n", t->module, secs, rounds,
 	    no_seccomp ? ", keys without seccomp" : "");
-	printf("%-30s %7s %13s %15s %7s  %s\n", "operation", "callers", "direct ops/s",
-	    "provider ops/s", "ratio", "target");
+	printf("%-30s %7s %13s %15s %7s  %-14s %s\n", "operation", "callers", "direct ops/s",
+	    "provider ops/s", "ratio", "target", "net CPU us/op");
 	fflush(stdout);
 	for (int oi = 0; oi < 2; oi++) {
 		for (int n = 1; n <= 2; n++) {
-			double dt[2] = { 0, 0 }, el, dops, pops, ratio;
+			double dt[2] = { 0, 0 }, cpus[2] = { 0, 0 }, el, cpu, dops, pops, ratio;
 			long cnt[2] = { 0, 0 };
 
 			/*
 			 * Rounds that alternate the two paths (and which goes first), so that a
 			 * change in the machine's load during the run hits both alike.
 			 */
-			(void)measure(&direct_k, ops[oi].op, n, 0.2, &el);
-			(void)measure(&prov_k, ops[oi].op, n, 0.2, &el);
+			(void)measure(&direct_k, ops[oi].op, n, 0.2, &el, &cpu);
+			(void)measure(&prov_k, ops[oi].op, n, 0.2, &el, &cpu);
 			for (int round = 0; round < rounds; round++) {
 				double rate[2];
 
 				for (int j = 0; j < 2; j++) {
 					int which = (round + j) % 2;
 					long c = measure(which == 0 ? &direct_k : &prov_k, ops[oi].op, n,
-					    secs / rounds, &el);
+					    secs / rounds, &el, &cpu);
 
 					cnt[which] += c;
 					dt[which] += el;
+					cpus[which] += cpu;
 					rate[which] = (double)c / el;
 				}
 				if (verbose)
@@ -366,12 +375,29 @@ main(int argc, char **argv)
 			dops = (double)cnt[0] / dt[0];
 			pops = (double)cnt[1] / dt[1];
 			ratio = pops / dops;
-			printf("%-30s %7d %13.1f %15.1f %7.3f  >= %.2f %s\n", ops[oi].name, n, dops,
-			    pops, ratio, TARGET_RATIO, ratio >= TARGET_RATIO ? "met" : "BELOW");
+			printf("%-30s %7d %13.1f %15.1f %7.3f  >= %.2f %-5s %9.1f\n", ops[oi].name, n,
+			    dops, pops, ratio, TARGET_RATIO, ratio >= TARGET_RATIO ? "met" : "BELOW",
+			    cpus[1] * 1e6 / (double)cnt[1]);
 			fflush(stdout);
 			if (ratio < TARGET_RATIO)
 				below++;
 		}
+	}
+	printf("\nnet CPU us/op: what keyref (EVP, provider, client) costs the calling threads "
+	    "per provider operation\n");
+	{
+		/* The bare round trip to keys: a request that needs no token work. */
+		struct keyref_key_info ki;
+		double t0 = now_s();
+		int nrt = 2000;
+
+		for (int i = 0; i < nrt; i++) {
+			if (keyref_client_key_info(cl, ROLE, &ki) != CC_KE_OK)
+				die("KEY_INFO");
+			keyref_key_info_free(&ki);
+		}
+		printf("round trip to keys without token work (KEY_INFO): %.1f us\n",
+		    (now_s() - t0) * 1e6 / nrt);
 	}
 	printf("\nkeys_bench: %s\n", below == 0 ? "every ratio meets the target" :
 	    "some ratios are below the target");
