@@ -184,7 +184,10 @@ check_sigalg(const struct keys_casign_policy *p, const X509_ALGOR *alg,
 		    "sha256/384/512WithRSAEncryption or RSASSA-PSS" :
 		    "ecdsa-with-SHA256/384/512");
 	}
-	if (!(p->mechs & (sig->alg == CC_SIG_RSA_PKCS1 ? CC_MECH_SIGN_RSA_PKCS1 :
+	/* A role with digest-signing bits besides SIGN_TBS is limited to those schemes; one
+	 * with SIGN_TBS alone (the default ca policy) may use any scheme above. */
+	if ((p->mechs & KEYS_SIGN_BITS) != 0 &&
+	    !(p->mechs & (sig->alg == CC_SIG_RSA_PKCS1 ? CC_MECH_SIGN_RSA_PKCS1 :
 	    sig->alg == CC_SIG_RSA_PSS ? CC_MECH_SIGN_RSA_PSS : CC_MECH_SIGN_ECDSA)))
 		return fail(CC_KE_REFUSED, why, whylen, "signature algorithm %s is not allowed by "
 		    "the role's policy", name);

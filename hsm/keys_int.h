@@ -28,6 +28,8 @@
 #include "p11_uri.h"
 
 #define KEYS_MAX_ROLES 32
+/* The mechanisms that sign a digest. */
+#define KEYS_SIGN_BITS (CC_MECH_SIGN_RSA_PKCS1 | CC_MECH_SIGN_RSA_PSS | CC_MECH_SIGN_ECDSA)
 #define KEYS_TEXT_MAX 512
 
 /* How one mechanism / parameter set is done for a role. */
@@ -190,7 +192,8 @@ enum keys_path keys_ops_oaep_path(struct keys_role *r, uint8_t md, uint8_t mgf1,
 struct keys_casign_policy {
 	X509 *ca;                    /* the CA's own certificate */
 	EVP_PKEY *ca_key;            /* the role's public key */
-	uint32_t mechs;              /* CC_MECH_* of the role */
+	uint32_t mechs;              /* CC_MECH_* of the role; with no KEYS_SIGN_BITS any
+	                              * scheme that fits the key is allowed */
 	uint32_t flags;              /* CC_ROLE_* of the role */
 	uint32_t max_validity_days;  /* 0: no limit */
 	uint32_t key_usage;          /* allowed keyUsage bits, 0 = any */

@@ -156,6 +156,7 @@ keys_ops_paths(struct keys_role *r, char *sign, size_t slen, char *dec, size_t d
 {
 	size_t off = 0;
 	char buf[KEYS_TEXT_MAX];
+	uint32_t mechs = r->mechs;
 
 	snprintf(sign, slen, "-");
 	snprintf(dec, dlen, "-");
@@ -173,17 +174,20 @@ keys_ops_paths(struct keys_role *r, char *sign, size_t slen, char *dec, size_t d
 	}
 	if (r->flags & CC_ROLE_TBS_ONLY)
 		off += (size_t)snprintf(sign + off, slen - off, "checked TBS only, ");
-	if (r->mechs & (CC_MECH_SIGN_RSA_PKCS1 | CC_MECH_SIGN_TBS)) {
+	/* SIGN_TBS alone allows every scheme that fits the key (keys_casign.c). */
+	if ((r->mechs & CC_MECH_SIGN_TBS) && !(r->mechs & KEYS_SIGN_BITS))
+		mechs |= CC_MECH_SIGN_RSA_PKCS1 | CC_MECH_SIGN_RSA_PSS;
+	if (mechs & CC_MECH_SIGN_RSA_PKCS1) {
 		enum keys_path p = pkcs1_sign_path(r);
 
 		off += (size_t)snprintf(sign + off, slen - off, "%s", p == KP_NATIVE ?
 		    "CKM_RSA_PKCS (native)" : p == KP_FALLBACK ?
 		    "CKM_RSA_X_509 + PKCS#1 v1.5 in keys (fallback)" : "PKCS#1 v1.5 unavailable");
 	}
-	if ((r->mechs & CC_MECH_SIGN_RSA_PSS) && off < slen) {
+	if ((mechs & CC_MECH_SIGN_RSA_PSS) && off < slen) {
 		per_md_words(buf, sizeof(buf), "CKM_RSA_PKCS_PSS", "PSS", r, 0);
 		off += (size_t)snprintf(sign + off, slen - off, "%s%s",
-		    (r->mechs & (CC_MECH_SIGN_RSA_PKCS1 | CC_MECH_SIGN_TBS)) ? "; " : "", buf);
+		    (mechs & CC_MECH_SIGN_RSA_PKCS1) ? "; " : "", buf);
 	}
 	if (off == 0)
 		snprintf(sign, slen, "-");

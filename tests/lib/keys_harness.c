@@ -529,9 +529,8 @@ keys_harness_role(const struct test_token *t, const char *role, uint32_t flags)
 	r.ekus = "";
 	r.flags = flags;
 	if (strncmp(role, "ca", 2) == 0 && (role[2] == '\0' || role[2] == '-')) {
-		r.mechs = CC_MECH_SIGN_TBS |
-		    (alg == HSM_KEY_RSA ? CC_MECH_SIGN_RSA_PKCS1 | CC_MECH_SIGN_RSA_PSS :
-		    CC_MECH_SIGN_ECDSA);
+		/* as policy/keyroles.json: sign-tbs alone, any scheme that fits the key */
+		r.mechs = CC_MECH_SIGN_TBS;
 		r.flags |= CC_ROLE_TBS_ONLY;
 		r.cert = t->ca_der;
 		r.cert_len = t->ca_der_len;

@@ -146,7 +146,7 @@ int keys_harness_file_contains(const char *path, const char *needle);
 /*
  * A CONF_ROLE for a role of a test token, with everything allowed that suits the role's key
  * (RSA: PKCS#1, PSS, and for decrypting roles OAEP/PKCS#1 decryption; EC: ECDSA), the given
- * flags, and for "ca" and "ca-*": SIGN_TBS, TBS_ONLY, the token's CA certificate (of the "ca"
+ * flags, and for "ca" and "ca-*" (as policy/keyroles.json): SIGN_TBS alone, TBS_ONLY, the token's CA certificate (of the "ca"
  * role), 825 days, max_crl_days 30.
  * Strings point into t (keep t alive).
  */

@@ -176,6 +176,9 @@ test_digest_and_algorithm_refused(void **state)
 	p.mechs &= ~CC_MECH_SIGN_RSA_PSS;
 	assert_int_equal(check(&p, &s, NULL), CC_KE_REFUSED);
 	assert_non_null(strstr(why, "not allowed by the role's policy"));
+	/* sign-tbs alone (the default ca policy): any scheme that fits the key */
+	p.mechs = CC_MECH_SIGN_TBS;
+	assert_int_equal(check(&p, &s, NULL), CC_KE_OK);
 	/* PSS with SHA-1 */
 	p = policy(0);
 	s.md = "SHA1";
