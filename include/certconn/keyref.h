@@ -9,8 +9,9 @@
  * Layers and their error conventions:
  *  - keyref_client: a pool of channels to keys. Request functions return an enum
  *    cc_keys_err (CC_KE_OK on success) and, on failure, also push an error on OpenSSL's
- *    error queue (library "keyref", reason = the cc_keys_err code) carrying keys' own text,
- *    so whatever logs the OpenSSL error queue shows why keys refused.
+ *    error queue (library "keyref", reason = the cc_keys_err code, or a KEYREF_R_* reason
+ *    for what keyref refuses itself) carrying keys' own text, so whatever logs the OpenSSL
+ *    error queue with its data strings shows why keys refused.
  *  - the provider and keyref_load_key: 0/-1 and NULL, with the reason on the error queue.
  *
  * Threads: every function may be called from any thread. A client serves as many
@@ -46,8 +47,9 @@ struct keyref_client;
  * is fatal for net. key_role is the key role of the request, type the received message
  * type (0 if the frame header itself was bad), why a static description. The default hook
  * logs "malformed <TYPE> reply from keys (key role R): why" and exits with status 1. A hook
- * that returns (tests) makes the request fail with CC_KE_INTERNAL (and a channel whose
- * stream is out of step is not used again until keyref_client_replace_fds).
+ * that returns (tests) makes the request fail with CC_KE_INTERNAL and KEYREF_R_PROTOCOL on
+ * the error queue (and a channel whose stream is out of step is not used again until
+ * keyref_client_replace_fds).
  */
 typedef void (*keyref_fatal_fn)(void *arg, const char *key_role, uint16_t type,
     const char *why);
