@@ -1214,6 +1214,49 @@ test_timeout_then_stale_reply_dropped(void **state)
 	fx_free(x);
 }
 
+struct holder {
+	struct fx *x;
+	EVP_PKEY *k;
+	int r;
+};
+
+static void *
+holder_main(void *arg)
+{
+	struct holder *h = arg;
+
+	h->r = try_sign(h->x, h->k);
+	ERR_clear_error();
+	return NULL;
+}
+
+/* Waiting for a free channel counts against the request's time too. */
+static void
+test_no_free_channel_in_time(void **state)
+{
+	struct fx *x = fx_new(1, 3000);
+	struct holder h;
+	pthread_t th;
+
+	(void)state;
+	h.x = x;
+	h.k = load(x, "rsa", NULL);
+	assert_non_null(h.k);
+	x->f.delay_ms = 700;
+	fx_mode(x, FAKE_DELAY);
+	assert_int_equal(pthread_create(&th, NULL, holder_main, &h), 0);
+	usleep(100 * 1000); /* the holder has the only channel now */
+	keyref_client_set_timeout(x->cl, 200);
+	assert_int_not_equal(try_sign(x, h.k), 1);
+	assert_true(err_queue_has(CC_KE_TIMEOUT, "no channel to keys became free"));
+	pthread_join(th, NULL);
+	assert_int_equal(h.r, 1); /* the holder's own 3 s were enough */
+	keyref_client_set_timeout(x->cl, 3000);
+	assert_int_equal(try_sign(x, h.k), 1);
+	EVP_PKEY_free(h.k);
+	fx_free(x);
+}
+
 struct worker {
 	struct fx *x;
 	EVP_PKEY *k;
@@ -1340,6 +1383,7 @@ main(void)
 		cmocka_unit_test(test_default_fatal_exits),
 		cmocka_unit_test(test_timeout_then_stale_reply_dropped),
 		cmocka_unit_test(test_concurrent_callers),
+		cmocka_unit_test(test_no_free_channel_in_time),
 		cmocka_unit_test(test_keys_gone_then_replaced),
 		cmocka_unit_test(test_garbage_replies),
 	};
