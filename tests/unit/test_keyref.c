@@ -74,6 +74,7 @@ struct fake {
 	uint32_t err_code;
 	const char *err_text;
 	/* what was asked */
+	int n_received;    /* frames read, under mu */
 	int n_key_info, n_sign, n_tbs, n_decrypt;
 	struct cc_sign_req last_sign; /* role and digest pointers not kept */
 	uint8_t last_tbs_kind;
@@ -291,6 +292,7 @@ fake_thread(void *arg)
 		if (cc_chan_recv(fc->fd, -1, &fr, &why) != 1)
 			break;
 		pthread_mutex_lock(&f->mu);
+		f->n_received++;
 		mode = f->mode;
 		delay = f->delay_ms;
 		f->mode = FAKE_OK;
@@ -1245,7 +1247,17 @@ test_no_free_channel_in_time(void **state)
 	x->f.delay_ms = 700;
 	fx_mode(x, FAKE_DELAY);
 	assert_int_equal(pthread_create(&th, NULL, holder_main, &h), 0);
-	usleep(100 * 1000); /* the holder has the only channel now */
+	/* until the fake has the holder's request: the holder has the only channel */
+	for (int i = 0; i < 500; i++) {
+		int got;
+
+		pthread_mutex_lock(&x->f.mu);
+		got = x->f.n_received;
+		pthread_mutex_unlock(&x->f.mu);
+		if (got >= 2) /* KEY_INFO, then the holder's SIGN_REQ */
+			break;
+		usleep(10 * 1000);
+	}
 	keyref_client_set_timeout(x->cl, 200);
 	assert_int_not_equal(try_sign(x, h.k), 1);
 	assert_true(err_queue_has(CC_KE_TIMEOUT, "no channel to keys became free"));
