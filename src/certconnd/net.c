@@ -495,6 +495,7 @@ net_main(int argc, char **argv)
 	event_free(N.parent_ev);
 	evbuffer_free(N.parent_in);
 	event_base_free(N.base);
+	keyref_provider_unload(N.libctx);
 	keyref_client_free(N.kc);
 	OSSL_LIB_CTX_free(N.libctx);
 	cc_config_net_free(&N.conf);

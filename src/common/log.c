@@ -75,10 +75,21 @@ cc_log_openssl(const char *what)
 	size_t off = 0;
 
 	line[0] = '\0';
-	while ((e = ERR_get_error()) != 0 && off < sizeof(line) - 1) {
+	const char *data;
+	int flags, n;
+
+	/* The error's data string carries the peer's own words (e.g. keys' refusal reason). */
+	while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0 &&
+	    off < sizeof(line) - 1) {
 		ERR_error_string_n(e, buf, sizeof(buf));
-		off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s",
-		    off ? "; " : "", buf);
+		n = snprintf(line + off, sizeof(line) - off, "%s%s%s%s", off ? "; " : "", buf,
+		    (flags & ERR_TXT_STRING) && data != NULL && data[0] != '\0' ? ": " : "",
+		    (flags & ERR_TXT_STRING) && data != NULL ? data : "");
+		if (n < 0)
+			break;
+		off += (size_t)n;
 	}
+	if (off > sizeof(line) - 1)
+		off = sizeof(line) - 1;
 	cc_log_err("%s: %s", what, line[0] ? line : "(no OpenSSL error)");
 }
