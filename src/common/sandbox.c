@@ -189,7 +189,9 @@ static const char *const sanitizer_syscalls[] = {
 	"prctl", "getppid", "readlink", "readlinkat", "process_vm_readv", "getrlimit",
 	"prlimit64", "tgkill", "kill", "open", "openat", "stat", "newfstatat", "fstat", "lstat",
 	"sched_yield", "munmap", "mmap", "mprotect", "madvise", "getpid", "gettid", "write",
-	"exit", "exit_group",
+	"exit", "exit_group", "getdents", "getdents64", "close", "read", "lseek", "pipe2",
+	"futex", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "nanosleep",
+	"clock_nanosleep",
 };
 
 int

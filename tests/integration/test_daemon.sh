@@ -95,7 +95,11 @@ check "selftest signature verifies" grep -q "verifies with the public key" <<<"$
 check "selftest decryption matches" grep -q "secret matches" <<<"$ST"
 
 # --- sandbox --------------------------------------------------------------------------
-check "net has no PKCS#11 module mapped" bash -c "! grep -Eiq 'softhsm|libp11|pkcs11' /proc/$NET/maps"
+# No PKCS#11 module (SoftHSM, anything from a pkcs11/ module directory, p11-kit's proxy
+# module) and no libp11. (libcurl's GnuTLS dependencies map libp11-kit.so, the module
+# *loader*; Landlock keeps it from loading anything, see docs/privsep.md.)
+P11RE='softhsm|/libp11\.so|/pkcs11/|p11-kit-proxy|p11-kit-trust|opensc-pkcs11'
+check "net has no PKCS#11 module or libp11 mapped" bash -c "! grep -Eiq '$P11RE' /proc/$NET/maps"
 check "keys does have the module mapped (control)" grep -q libsofthsm2 "/proc/$KEYS/maps"
 check "net is under seccomp" grep -Eq '^Seccomp:\s+2' "/proc/$NET/status"
 check "keys is under seccomp" grep -Eq '^Seccomp:\s+2' "/proc/$KEYS/status"
