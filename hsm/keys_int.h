@@ -124,8 +124,6 @@ struct keys {
 	pthread_t watchdog;
 	int watchdog_started;
 	_Atomic int stopping;
-	/* re-initialisation in progress, for the watchdog (0: none) */
-	_Atomic uint64_t reinit_started_ms;
 };
 
 extern struct keys *keys_g;

@@ -608,7 +608,6 @@ reinit(struct keys *k, struct keys_worker *w, uint64_t gen_seen)
 		pthread_rwlock_unlock(&t->rw);
 		return;
 	}
-	atomic_store(&k->reinit_started_ms, cc_now_ms());
 	t->last_reinit_ms = cc_now_ms();
 	cc_log_warn("token fault: re-initialising the PKCS#11 module %s (C_Finalize, "
 	    "C_Initialize, find the token and keys, log in)", t->module);
@@ -653,7 +652,6 @@ reinit(struct keys *k, struct keys_worker *w, uint64_t gen_seen)
 		cc_log_err("token re-initialisation failed: %s (retrying on the next request)",
 		    why);
 	}
-	atomic_store(&k->reinit_started_ms, 0);
 	pthread_rwlock_unlock(&t->rw);
 	(void)w;
 }
