@@ -35,7 +35,6 @@ struct cc_config_pkcs11 {
 	char *pin_credential;        /* systemd credential name */
 	char *pin_path;              /* the file the PIN is read from (either of the above) */
 	uint32_t op_timeout_ms;      /* 100..600000, default 5000 */
-	uint32_t sessions;           /* 1..16, default 2 */
 };
 
 /* One configured key role, policy merged in: fills struct cc_conf_role directly. */

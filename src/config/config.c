@@ -99,7 +99,7 @@ static int
 check_pkcs11(struct cc_jck *j, const struct cc_jnode *pn, struct cc_config_pkcs11 *p)
 {
 	static const char *const keys[] = { "module", "env", "pin_file", "pin_credential",
-		"op_timeout_ms", "sessions", NULL };
+		"op_timeout_ms", NULL };
 	struct cc_jnode m, e, pf, pc;
 	const cJSON *it;
 	const char *s, *dir;
@@ -175,9 +175,6 @@ check_pkcs11(struct cc_jck *j, const struct cc_jnode *pn, struct cc_config_pkcs1
 	if (cc_jck_opt_uint(j, pn, "op_timeout_ms", 5000, 100, 600000, &v) == -1)
 		return -1;
 	p->op_timeout_ms = (uint32_t)v;
-	if (cc_jck_opt_uint(j, pn, "sessions", 2, 1, 16, &v) == -1)
-		return -1;
-	p->sessions = (uint32_t)v;
 	return 0;
 }
 

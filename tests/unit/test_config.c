@@ -244,7 +244,6 @@ test_example_loads(void **state)
 	assert_null(c.pkcs11.pin_credential);
 	assert_string_equal(c.pkcs11.pin_path, pin);
 	assert_int_equal(c.pkcs11.op_timeout_ms, 5000);
-	assert_int_equal(c.pkcs11.sessions, 2);
 	assert_string_equal(c.keys.policy_path, policy_default);
 	assert_int_equal(c.keys.nroles, 4);
 
@@ -319,7 +318,6 @@ test_defaults(void **state)
 	    "}\n", &c, err, sizeof(err)), 0);
 	assert_int_equal(c.pkcs11.nenv, 0);
 	assert_int_equal(c.pkcs11.op_timeout_ms, 5000);
-	assert_int_equal(c.pkcs11.sessions, 2);
 	assert_int_equal(c.keys.nroles, 1);
 	r = &c.keys.roles[0];
 	assert_int_equal(r->max_validity_days, 825);
@@ -354,7 +352,7 @@ test_values_and_ca_policy(void **state)
 	(void)state;
 	assert_int_equal(load_text("{\n"
 	    "  \"pkcs11\": { \"module\": \"@MOD@\", \"pin_file\": \"@PIN@\",\n"
-	    "    \"op_timeout_ms\": 100, \"sessions\": 16 },\n"
+	    "    \"op_timeout_ms\": 100 },\n"
 	    "  \"keys\": { \"roles\": {\n"
 	    "    \"ca\": { \"uri\": \"pkcs11:object=ca\", \"allow_subca\": true,\n"
 	    "      \"key_usage\": [\"keyCertSign\", \"cRLSign\", \"digitalSignature\"],\n"
@@ -369,7 +367,6 @@ test_values_and_ca_policy(void **state)
 	    "  \"net\": { \"listen\": \"[::1]:443\", \"keys_channels\": 16 }\n"
 	    "}\n", &c, err, sizeof(err)), 0);
 	assert_int_equal(c.pkcs11.op_timeout_ms, 100);
-	assert_int_equal(c.pkcs11.sessions, 16);
 	r = &c.keys.roles[0];
 	assert_int_equal(r->flags, CC_ROLE_TBS_ONLY | CC_ROLE_ALLOW_SUBCA);
 	assert_int_equal(r->key_usage, KU_KEY_CERT_SIGN | KU_CRL_SIGN | KU_DIGITAL_SIGNATURE);
@@ -487,18 +484,18 @@ test_err_duplicate(void **state)
 	    "  \"pkcs11\": {\n"
 	    "    \"module\": \"@MOD@\",\n"
 	    "    \"pin_file\": \"@PIN@\",\n"
-	    "    \"sessions\": 2,\n"
-	    "    \"sessions\": 3\n"
+	    "    \"op_timeout_ms\": 2000,\n"
+	    "    \"op_timeout_ms\": 3000\n"
 	    "  }\n"
-	    "}\n", "@CFG@:6:5: pkcs11.sessions: duplicate key (first at 5:5)");
+	    "}\n", "@CFG@:6:5: pkcs11.op_timeout_ms: duplicate key (first at 5:5)");
 	/* The same name spelt with an escape is the same key; positions stay right. */
 	expect_error("{\n"
 	    "  \"pkcs11\": {\n"
 	    "    \"module\": \"@MOD@\",\n"
 	    "    \"pin_file\": \"@PIN@\",\n"
-	    "    \"session\\u0073\": 2, \"sessions\": 3\n"
+	    "    \"op_timeout_m\\u0073\": 200, \"op_timeout_ms\": 300\n"
 	    "  }\n"
-	    "}\n", "@CFG@:5:25: pkcs11.sessions: duplicate key (first at 5:5)");
+	    "}\n", "@CFG@:5:32: pkcs11.op_timeout_ms: duplicate key (first at 5:5)");
 	expect_error("{\n" PKCS11_OK
 	    "  \"keys\": { \"roles\": {\n"
 	    "    \"ra\": { \"uri\": \"pkcs11:object=a\" },\n"
@@ -549,9 +546,9 @@ test_err_range(void **state)
 	    "  \"pkcs11\": {\n"
 	    "    \"module\": \"@MOD@\",\n"
 	    "    \"pin_file\": \"@PIN@\",\n"
-	    "    \"sessions\": 1.5\n"
+	    "    \"op_timeout_ms\": 1000.5\n"
 	    "  }\n"
-	    "}\n", "@CFG@:5:5: pkcs11.sessions: expected an integer, found 1.5");
+	    "}\n", "@CFG@:5:5: pkcs11.op_timeout_ms: expected an integer, found 1000.5");
 	expect_error("{\n" PKCS11_OK
 	    "  \"keys\": { \"roles\": { \"ra\": { \"uri\": \"pkcs11:object=ra\" } } },\n"
 	    "  \"log\": { \"max_bytes\": 10737418241 }\n"
