@@ -193,5 +193,13 @@ check "SIGTERM stops the daemon" bash -c "! kill -0 $PARENT 2>/dev/null"
 check "ServiceStopped (11) logged" test "$(count_events "$LOG/operational.jsonl" 11)" -ge 1
 check "the control socket is removed" test ! -e "$D/control.sock"
 
+# --- sanitizers (ASan+UBSan build): no report from any role over the whole run ----------
+if grep -Eq "ERROR: (Address|Leak)Sanitizer|runtime error:" "$D/certconnd.log"; then
+	bad "sanitizer reports in certconnd.log"
+	grep -E -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$D/certconnd.log" | head -60
+else
+	ok "no sanitizer report in certconnd.log"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
