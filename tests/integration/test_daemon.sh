@@ -194,9 +194,9 @@ check "ServiceStopped (11) logged" test "$(count_events "$LOG/operational.jsonl"
 check "the control socket is removed" test ! -e "$D/control.sock"
 
 # --- sanitizers (ASan+UBSan build): no report from any role over the whole run ----------
-if grep -Eq "ERROR: (Address|Leak)Sanitizer|runtime error:" "$D/certconnd.log"; then
+if grep -Eq "ERROR: (Address|Leak)Sanitizer|Sanitizer has encountered|runtime error:" "$D/certconnd.log"; then
 	bad "sanitizer reports in certconnd.log"
-	grep -E -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$D/certconnd.log" | head -60
+	grep -E -A20 "ERROR: (Address|Leak)Sanitizer|Sanitizer has encountered|runtime error:" "$D/certconnd.log" | head -60
 else
 	ok "no sanitizer report in certconnd.log"
 fi
