@@ -462,7 +462,7 @@ gen_pair(struct hsm *h, const struct hsm_role_spec *r, uint8_t id[16])
 	unsigned usage = r->usage ? r->usage : hsm_default_usage(r->role);
 	CK_MECHANISM mech = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
 	CK_OBJECT_HANDLE pub, priv;
-	CK_ATTRIBUTE pubt[8], privt[9];
+	CK_ATTRIBUTE pubt[12], privt[12];
 	CK_ULONG np = 0, nv = 0;
 	CK_RV rv;
 	int ret = -1;
@@ -478,6 +478,7 @@ gen_pair(struct hsm *h, const struct hsm_role_spec *r, uint8_t id[16])
 	ATTR(pubt, np, CKA_PRIVATE, &no, sizeof(no));
 	ATTR(pubt, np, CKA_VERIFY, &sign, sizeof(sign));
 	ATTR(pubt, np, CKA_ENCRYPT, &decrypt, sizeof(decrypt));
+	ATTR(pubt, np, CKA_WRAP, &no, sizeof(no));
 	ATTR(pubt, np, CKA_LABEL, r->role, strlen(r->role));
 	ATTR(pubt, np, CKA_ID, id, 16);
 	ATTR(privt, nv, CKA_TOKEN, &yes, sizeof(yes));
@@ -486,6 +487,10 @@ gen_pair(struct hsm *h, const struct hsm_role_spec *r, uint8_t id[16])
 	ATTR(privt, nv, CKA_EXTRACTABLE, &no, sizeof(no));
 	ATTR(privt, nv, CKA_SIGN, &sign, sizeof(sign));
 	ATTR(privt, nv, CKA_DECRYPT, &decrypt, sizeof(decrypt));
+	/* Nothing but what the role needs: no key wrapping or derivation, whatever the token's
+	 * defaults (SoftHSM sets CKA_UNWRAP otherwise). */
+	ATTR(privt, nv, CKA_UNWRAP, &no, sizeof(no));
+	ATTR(privt, nv, CKA_DERIVE, &no, sizeof(no));
 	ATTR(privt, nv, CKA_LABEL, r->role, strlen(r->role));
 	ATTR(privt, nv, CKA_ID, id, 16);
 	if (r->alg == HSM_KEY_RSA) {
