@@ -693,6 +693,60 @@ write_pem(const char *path, X509 *x)
 	return ok ? 0 : -1;
 }
 
+/*
+ * Signs x in this process with the token key o. OpenSSL sets the TBS signature algorithm
+ * only inside X509_sign, which needs the private key here; the field is part of x (not
+ * const storage), so it is set through the pointer X509_get0_tbs_sigalg returns, and
+ * i2d_re_X509_tbs re-encodes. *signed_x (caller frees) and *der (malloc'd, caller frees)
+ * hold the result.
+ */
+static int
+sign_x509(struct hsm *h, CK_OBJECT_HANDLE o, int is_rsa, uint8_t md, int sig_nid, X509 *x,
+    X509 **signed_x, uint8_t **der, size_t *der_len)
+{
+	X509_ALGOR *alg;
+	const EVP_MD *emd = keys_pad_md(md);
+	unsigned char *tbs = NULL;
+	unsigned char dg[EVP_MAX_MD_SIZE];
+	unsigned int dg_len;
+	uint8_t *sig = NULL;
+	size_t sig_len;
+	const unsigned char *cp;
+	int tbs_len, ret = -1;
+
+	*signed_x = NULL;
+	*der = NULL;
+	alg = (X509_ALGOR *)X509_get0_tbs_sigalg(x);
+	if (emd == NULL || !X509_ALGOR_set0(alg, OBJ_nid2obj(sig_nid),
+	    is_rsa ? V_ASN1_NULL : V_ASN1_UNDEF, NULL))
+		goto ossl;
+	tbs_len = i2d_re_X509_tbs(x, &tbs);
+	if (tbs_len <= 0 || !EVP_Digest(tbs, (size_t)tbs_len, dg, &dg_len, emd, NULL))
+		goto ossl;
+	if (sign_handle(h, o, is_rsa, md, dg, dg_len, &sig, &sig_len) == -1)
+		goto out;
+	if (x509_tbs_assemble(tbs, (size_t)tbs_len, alg, sig, sig_len, der, der_len) == -1)
+		goto ossl;
+	cp = *der;
+	*signed_x = d2i_X509(NULL, &cp, (long)*der_len);
+	if (*signed_x == NULL || cp != *der + *der_len)
+		goto ossl;
+	ret = 0;
+	goto out;
+ossl:
+	cc_log_openssl("signing a certificate with the token");
+out:
+	if (ret == -1) {
+		X509_free(*signed_x);
+		*signed_x = NULL;
+		free(*der);
+		*der = NULL;
+	}
+	free(sig);
+	OPENSSL_free(tbs);
+	return ret;
+}
+
 int
 hsm_selfsign_ca(const struct hsm_ca_params *p, uint8_t **der_out, size_t *der_len_out)
 {
@@ -704,17 +758,11 @@ hsm_selfsign_ca(const struct hsm_ca_params *p, uint8_t **der_out, size_t *der_le
 	X509 *x = NULL, *signed_x = NULL;
 	X509_NAME *name = NULL;
 	X509V3_CTX ctx;
-	X509_ALGOR *alg;
 	uint8_t md = cc_md_from_name(p->md ? p->md : "SHA256");
 	const EVP_MD *emd = keys_pad_md(md);
 	int sig_nid, is_rsa, ret = -1;
-	unsigned char *tbs = NULL;
-	int tbs_len;
-	unsigned char dg[EVP_MAX_MD_SIZE];
-	unsigned int dg_len;
-	uint8_t *sig = NULL, *der = NULL;
-	size_t sig_len, der_len;
-	const unsigned char *cp;
+	uint8_t *der = NULL;
+	size_t der_len;
 
 	if (der_out != NULL) {
 		*der_out = NULL;
@@ -760,26 +808,8 @@ hsm_selfsign_ca(const struct hsm_ca_params *p, uint8_t **der_out, size_t *der_le
 	    add_ext(x, &ctx, NID_subject_key_identifier, "hash") == -1 ||
 	    add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") == -1)
 		goto ossl;
-	/*
-	 * OpenSSL sets the TBS signature algorithm only inside X509_sign, which needs the
-	 * private key in this process. The field is part of x (not const storage), so it is set
-	 * through the pointer X509_get0_tbs_sigalg returns, and i2d_re_X509_tbs re-encodes.
-	 */
-	alg = (X509_ALGOR *)X509_get0_tbs_sigalg(x);
-	if (!X509_ALGOR_set0(alg, OBJ_nid2obj(sig_nid), is_rsa ? V_ASN1_NULL : V_ASN1_UNDEF,
-	    NULL))
-		goto ossl;
-	tbs_len = i2d_re_X509_tbs(x, &tbs);
-	if (tbs_len <= 0 || !EVP_Digest(tbs, (size_t)tbs_len, dg, &dg_len, emd, NULL))
-		goto ossl;
-	if (sign_handle(h, o, is_rsa, md, dg, dg_len, &sig, &sig_len) == -1)
+	if (sign_x509(h, o, is_rsa, md, sig_nid, x, &signed_x, &der, &der_len) == -1)
 		goto out;
-	if (x509_tbs_assemble(tbs, (size_t)tbs_len, alg, sig, sig_len, &der, &der_len) == -1)
-		goto ossl;
-	cp = der;
-	signed_x = d2i_X509(NULL, &cp, (long)der_len);
-	if (signed_x == NULL || cp != der + der_len)
-		goto ossl;
 	if (X509_verify(signed_x, pub) != 1) {
 		cc_log_err("the token's signature on the CA certificate does not verify");
 		goto out;
@@ -797,8 +827,6 @@ ossl:
 	cc_log_openssl("building the CA certificate");
 out:
 	free(der);
-	free(sig);
-	OPENSSL_free(tbs);
 	X509_free(signed_x);
 	X509_free(x);
 	X509_NAME_free(name);
@@ -867,5 +895,103 @@ out:
 	free(id);
 	EVP_PKEY_free(pub);
 	X509_free(x);
+	return ret;
+}
+
+static X509 *
+read_pem_cert(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x;
+
+	if (f == NULL) {
+		cc_log_err("cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x == NULL)
+		cc_log_openssl(path);
+	return x;
+}
+
+int
+hsm_issue_cert(const struct hsm_issue_params *p)
+{
+	struct hsm *h = NULL;
+	CK_OBJECT_HANDLE ca_o, o;
+	EVP_PKEY *subj_pub = NULL, *ca_pub = NULL;
+	X509 *ca = NULL, *x = NULL, *signed_x = NULL;
+	X509_NAME *name = NULL;
+	X509V3_CTX ctx;
+	uint8_t *der = NULL;
+	size_t der_len;
+	int sig_nid, is_rsa, ret = -1;
+
+	if (p->days == 0 || p->days > 825) {
+		cc_log_err("certificate validity of %u days is out of range (1..825)", p->days);
+		return -1;
+	}
+	ca = read_pem_cert(p->ca_cert_pem);
+	if (ca == NULL)
+		return -1;
+	h = hsm_open(p->module, p->module_env, p->ca_key_uri, p->user_pin);
+	if (h == NULL)
+		goto out;
+	if (find_private(h, p->ca_key_uri, &ca_o) == -1 || key_is_rsa(h, ca_o, &is_rsa) == -1 ||
+	    find_private(h, p->key_uri, &o) == -1)
+		goto out;
+	ca_pub = pubkey_of(h, ca_o, p->ca_key_uri);
+	subj_pub = pubkey_of(h, o, p->key_uri);
+	if (ca_pub == NULL || subj_pub == NULL)
+		goto out;
+	if (X509_check_private_key(ca, ca_pub) != 1 && EVP_PKEY_eq(X509_get0_pubkey(ca), ca_pub)
+	    != 1) {
+		cc_log_err("%s is not the certificate of the key %s", p->ca_cert_pem, p->ca_key_uri);
+		goto out;
+	}
+	if (!OBJ_find_sigid_by_algs(&sig_nid, NID_sha256,
+	    is_rsa ? NID_rsaEncryption : NID_X9_62_id_ecPublicKey))
+		goto ossl;
+	name = parse_subject(p->subject);
+	if (name == NULL)
+		goto out;
+	x = X509_new();
+	if (x == NULL || !X509_set_version(x, X509_VERSION_3) || random_serial(x) == -1 ||
+	    !X509_set_subject_name(x, name) ||
+	    !X509_set_issuer_name(x, X509_get_subject_name(ca)) ||
+	    !X509_set_pubkey(x, subj_pub) || X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
+	    X509_time_adj_ex(X509_getm_notAfter(x), (int)p->days, 0, NULL) == NULL)
+		goto ossl;
+	X509V3_set_ctx(&ctx, ca, x, NULL, NULL, 0);
+	if (add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") == -1 ||
+	    add_ext(x, &ctx, NID_key_usage, p->key_usage ? p->key_usage :
+	    "critical,digitalSignature,keyEncipherment") == -1 ||
+	    add_ext(x, &ctx, NID_subject_key_identifier, "hash") == -1 ||
+	    add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") == -1 ||
+	    (p->eku != NULL && add_ext(x, &ctx, NID_ext_key_usage, p->eku) == -1) ||
+	    (p->san != NULL && add_ext(x, &ctx, NID_subject_alt_name, p->san) == -1))
+		goto ossl;
+	if (sign_x509(h, ca_o, is_rsa, CC_MD_SHA256, sig_nid, x, &signed_x, &der, &der_len) == -1)
+		goto out;
+	if (X509_verify(signed_x, ca_pub) != 1) {
+		cc_log_err("the token's signature on the certificate does not verify");
+		goto out;
+	}
+	if (p->out_pem != NULL && write_pem(p->out_pem, signed_x) == -1)
+		goto out;
+	ret = 0;
+	goto out;
+ossl:
+	cc_log_openssl("building the certificate");
+out:
+	free(der);
+	X509_free(signed_x);
+	X509_free(x);
+	X509_free(ca);
+	X509_NAME_free(name);
+	EVP_PKEY_free(subj_pub);
+	EVP_PKEY_free(ca_pub);
+	hsm_close(h);
 	return ret;
 }

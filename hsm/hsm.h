@@ -80,6 +80,29 @@ struct hsm_ca_params {
  */
 int hsm_selfsign_ca(const struct hsm_ca_params *p, uint8_t **der, size_t *der_len);
 
+struct hsm_issue_params {
+	const char *module;
+	const char *module_env;
+	const char *user_pin;
+	const char *ca_key_uri;    /* the issuing CA's key */
+	const char *ca_cert_pem;   /* its certificate (issuer name, AKI) */
+	const char *key_uri;       /* the subject's key: its public key goes in the certificate */
+	const char *subject;       /* "CN=localhost,O=certconn" */
+	const char *san;           /* subjectAltName in OpenSSL's syntax ("DNS:x,IP:1.2.3.4"), or NULL */
+	const char *eku;           /* extendedKeyUsage in OpenSSL's syntax ("serverAuth"), or NULL */
+	const char *key_usage;     /* keyUsage; NULL: "critical,digitalSignature,keyEncipherment" */
+	unsigned days;             /* 1..825 */
+	const char *out_pem;       /* written with mode 0644 */
+};
+
+/*
+ * Issues an end-entity certificate (CA:FALSE, SHA-256) for a token key, signed in this
+ * process by the CA key in the same token: the administrator's bootstrap of certificates
+ * certconnd needs before it runs (its HTTPS server certificate in dev mode). certconnd
+ * itself issues only through keys, whose ca role checks what it signs.
+ */
+int hsm_issue_cert(const struct hsm_issue_params *p);
+
 /* ---- a logged-in session, for tools and tests ---- */
 
 struct hsm;

@@ -87,6 +87,11 @@ struct cc_config_net {
 	char host[256];              /* without brackets */
 	uint16_t port;               /* 1..65535 */
 	uint32_t keys_channels;      /* socketpairs between net and keys; 1..16, default 2 */
+	char listen_tls[CC_LISTEN_MAX]; /* HTTPS listener, "" when none */
+	char tls_host[256];
+	uint16_t tls_port;
+	char tls_cert[CC_STATE_DIR_MAX]; /* PEM: the tls role's certificate (and chain); required
+	                                  * with listen_tls; the key is the tls role's */
 	char state_dir[CC_STATE_DIR_MAX]; /* net's read-write directory (local CA database,
 	                                   * outbox); default: <daemon.state_dir>/net */
 	/*

@@ -12,6 +12,8 @@
 #define CC_FD_PARENT 3
 #define CC_FD_PEER0 4
 #define CC_MAX_PEER_CHANNELS 16
+/* Descriptors a child can be given: parent channel, peer channels, listeners. */
+#define CC_SPAWN_MAX_FDS (1 + CC_MAX_PEER_CHANNELS + 4)
 
 /*
  * Reads a whole regular file of at most max bytes into a malloc'd, NUL-terminated buffer
@@ -22,7 +24,8 @@ void cc_free_secret(void *p, size_t len);
 
 /*
  * Starts `exe --role ROLE [extra args]` with fds[0] at CC_FD_PARENT and fds[1..n-1] at
- * CC_FD_PEER0.., every other descriptor but 0-2 closed. Returns the pid or -1.
+ * CC_FD_PEER0.. (n <= CC_SPAWN_MAX_FDS), every other descriptor but 0-2 closed. Returns the
+ * pid or -1.
  */
 pid_t cc_spawn_role(const char *exe, const char *role, const int *fds, int nfds,
     const char *const *extra_args);

@@ -118,9 +118,9 @@ read_pin(const char *p)
 	return s;
 }
 
-/* A free loopback port: 8080 when free, else one the kernel picks. */
+/* A free loopback port: the preferred one when free, else one the kernel picks. */
 static unsigned
-free_port(void)
+free_port(unsigned preferred)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sin);
@@ -129,7 +129,7 @@ free_port(void)
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	for (int attempt = 0; attempt < 2 && port == 0; attempt++) {
-		sin.sin_port = attempt == 0 ? htons(8080) : 0;
+		sin.sin_port = attempt == 0 ? htons((uint16_t)preferred) : 0;
 		fd = socket(AF_INET, SOCK_STREAM, 0);
 		if (fd == -1)
 			return 0;
@@ -190,7 +190,7 @@ certconnd_path(void)
 
 static int
 write_config(struct dev *d, const char *cfgpath, const struct hsm_role_result *res,
-    unsigned port)
+    unsigned port, unsigned tls_port)
 {
 	cJSON *root = cJSON_CreateObject(), *o, *roles, *env, *dbg;
 	char listen[64], envv[DEV_PATH_MAX + 32];
@@ -233,6 +233,9 @@ write_config(struct dev *d, const char *cfgpath, const struct hsm_role_result *r
 	o = cJSON_AddObjectToObject(root, "net");
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
 	cJSON_AddStringToObject(o, "listen", listen);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", tls_port);
+	cJSON_AddStringToObject(o, "listen_tls", listen);
+	cJSON_AddStringToObject(o, "tls_cert", path(d->p[0], d->dir, "tls.pem"));
 	cJSON_AddNumberToObject(o, "keys_channels", 2);
 
 	text = cJSON_Print(root);
@@ -279,6 +282,12 @@ write_dev_json(struct dev *d, const char *sock, const char *hub_url)
 	cJSON_AddStringToObject(root, "scep_url", url);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/health", (unsigned)cfg.net.port);
 	cJSON_AddStringToObject(root, "health_url", url);
+	if (cfg.net.listen_tls[0] != '\0') {
+		snprintf(url, sizeof(url), "https://localhost:%u/scep", (unsigned)cfg.net.tls_port);
+		cJSON_AddStringToObject(root, "scep_https_url", url);
+		snprintf(url, sizeof(url), "https://localhost:%u/health", (unsigned)cfg.net.tls_port);
+		cJSON_AddStringToObject(root, "health_https_url", url);
+	}
 	if (hub_url != NULL && hub_url[0] != '\0')
 		cJSON_AddStringToObject(root, "hub_url", hub_url);
 	else
@@ -437,6 +446,19 @@ dev_up(struct dev *d)
 	}
 	printf("ca cert   %s/ca.pem\n", d->dir);
 
+	/* 3b. net's HTTPS certificate for the tls role's key, issued by the local CA. */
+	if (!exists(path(d->p[0], d->dir, "tls.pem"))) {
+		struct hsm_issue_params ip = { .module = DEV_MODULE, .module_env = envv,
+			.user_pin = pin, .ca_key_uri = res[0].uri,
+			.ca_cert_pem = path(d->p[1], d->dir, "ca.pem"), .key_uri = res[4].uri,
+			.subject = "CN=localhost,O=certconn dev", .san =
+			"DNS:localhost,IP:127.0.0.1", .eku = "serverAuth", .days = 825,
+			.out_pem = d->p[0] };
+		if (hsm_issue_cert(&ip) == -1)
+			goto out;
+	}
+	printf("tls cert  %s/tls.pem (key: the tls role in the token)\n", d->dir);
+
 	/* 4. Run as root: the roles run as their own users; keys must own the token files. */
 	if (geteuid() == 0) {
 		keys_pw = getpwnam("_certconn-keys");
@@ -451,8 +473,12 @@ dev_up(struct dev *d)
 
 	/* 5. The config (kept when it exists, so the port stays the same). */
 	if (!exists(cfgpath)) {
-		port = free_port();
-		if (port == 0 || write_config(d, cfgpath, res, port) == -1)
+		unsigned tls_port;
+
+		port = free_port(8080);
+		tls_port = free_port(8443);
+		if (port == 0 || tls_port == 0 || tls_port == port ||
+		    write_config(d, cfgpath, res, port, tls_port) == -1)
 			goto out;
 	}
 	printf("config    %s\n", cfgpath);

@@ -18,10 +18,12 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
+#include <openssl/ssl.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
@@ -43,11 +45,14 @@ struct net {
 	struct event *parent_ev;
 	struct evbuffer *parent_in;
 	struct evhttp *http;
+	struct evhttp *https;
+	SSL_CTX *tls;
 	struct cc_config_net conf;
 	struct keyref_client *kc;
 	OSSL_LIB_CTX *libctx;
 	int nchan;
 	int listen_fd;
+	int listen_tls_fd;
 	uint64_t started_ms;
 	struct net_ctx ctx;
 };
@@ -356,22 +361,81 @@ http_default_cb(struct evhttp_request *req, void *arg)
 	evhttp_send_error(req, HTTP_NOTFOUND, "no such endpoint");
 }
 
+static struct evhttp *
+http_new(int fd)
+{
+	struct evhttp *h = evhttp_new(N.base);
+
+	if (h == NULL)
+		return NULL;
+	evhttp_set_max_headers_size(h, 16 * 1024);
+	evhttp_set_max_body_size(h, 1024 * 1024);
+	evhttp_set_timeout(h, 30);
+	evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+	evhttp_set_cb(h, "/health", http_health_cb, NULL);
+	evhttp_set_gencb(h, http_default_cb, NULL);
+	if (evhttp_accept_socket(h, fd) == -1) {
+		cc_log_err("cannot serve HTTP on a listening socket");
+		evhttp_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+/* Each HTTPS connection gets its own SSL on the shared context (server key: tls role). */
+static struct bufferevent *
+https_bev_cb(struct event_base *base, void *arg)
+{
+	SSL *ssl = SSL_new(arg);
+
+	if (ssl == NULL)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+}
+
+/*
+ * The HTTPS server's TLS context: TLS 1.2 or later, the certificate chain from net.tls_cert,
+ * the private key the tls role's key in the token (through keyref).
+ */
+static int
+tls_start(void)
+{
+	EVP_PKEY *k = NULL;
+	int ret = -1;
+
+	N.tls = SSL_CTX_new_ex(N.libctx, NULL, TLS_server_method());
+	if (N.tls == NULL ||
+	    SSL_CTX_set_min_proto_version(N.tls, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(N.tls, N.conf.tls_cert) != 1) {
+		cc_log_openssl("HTTPS: TLS context and certificate");
+		goto out;
+	}
+	k = keyref_load_key(N.libctx, N.kc, "tls", NULL);
+	if (k == NULL || SSL_CTX_use_PrivateKey(N.tls, k) != 1 ||
+	    SSL_CTX_check_private_key(N.tls) != 1) {
+		cc_log_openssl("HTTPS: the tls role's key does not fit net.tls_cert");
+		goto out;
+	}
+	SSL_CTX_set_options(N.tls, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	N.https = http_new(N.listen_tls_fd);
+	if (N.https == NULL)
+		goto out;
+	evhttp_set_bevcb(N.https, https_bev_cb, N.tls);
+	ret = 0;
+out:
+	EVP_PKEY_free(k); /* the SSL_CTX keeps its own reference */
+	return ret;
+}
+
 static int
 http_start(void)
 {
-	N.http = evhttp_new(N.base);
+	N.http = http_new(N.listen_fd);
 	if (N.http == NULL)
 		return -1;
-	evhttp_set_max_headers_size(N.http, 16 * 1024);
-	evhttp_set_max_body_size(N.http, 1024 * 1024);
-	evhttp_set_timeout(N.http, 30);
-	evhttp_set_allowed_methods(N.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
-	evhttp_set_cb(N.http, "/health", http_health_cb, NULL);
-	evhttp_set_gencb(N.http, http_default_cb, NULL);
-	if (evhttp_accept_socket(N.http, N.listen_fd) == -1) {
-		cc_log_err("cannot serve HTTP on the listening socket");
+	if (N.listen_tls_fd != -1 && tls_start() == -1)
 		return -1;
-	}
 	return 0;
 }
 
@@ -429,11 +493,12 @@ net_main(int argc, char **argv)
 	struct cc_sandbox_opts so;
 	struct cc_wbuf w;
 	struct cc_ready rd = { "net", 0 };
-	int fds[CC_MAX_PEER_CHANNELS], i = 3, with_listen = 0;
+	int fds[CC_MAX_PEER_CHANNELS], i = 3, with_listen = 0, with_tls = 0;
 
 	cc_log_init("certconnd", "net", 0);
 	memset(&N, 0, sizeof(N));
 	N.listen_fd = -1;
+	N.listen_tls_fd = -1;
 	if (argc >= 5 && strcmp(argv[3], "--channels") == 0) {
 		N.nchan = atoi(argv[4]);
 		i = 5;
@@ -444,12 +509,18 @@ net_main(int argc, char **argv)
 		with_listen = 1;
 		i++;
 	}
+	if (with_listen && i < argc && strcmp(argv[i], "--listen-tls") == 0) {
+		with_tls = 1;
+		i++;
+	}
 	if (cc_sandbox_parse_args(argc, argv, i, &so) == -1)
 		return 2;
 	for (int c = 0; c < N.nchan; c++)
 		fds[c] = CC_FD_PEER0 + c;
 	if (with_listen)
 		N.listen_fd = CC_FD_PEER0 + N.nchan;
+	if (with_tls)
+		N.listen_tls_fd = CC_FD_PEER0 + N.nchan + 1;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, SIG_DFL);
 
@@ -466,7 +537,7 @@ net_main(int argc, char **argv)
 		cc_fatal("event_base_new failed");
 	if (N.listen_fd != -1 && http_start() == -1)
 		cc_fatal("cannot start the HTTP server");
-	N.ctx = (struct net_ctx){ N.base, N.http, N.libctx, N.kc, &N.conf };
+	N.ctx = (struct net_ctx){ N.base, N.http, N.https, N.libctx, N.kc, &N.conf };
 	if (scep_start(&N.ctx) == -1 || service_start(&N.ctx) == -1)
 		cc_fatal("cannot start net's features (see above)");
 
@@ -492,6 +563,9 @@ net_main(int argc, char **argv)
 	cc_event_set_forward(NULL, NULL);
 	if (N.http != NULL)
 		evhttp_free(N.http);
+	if (N.https != NULL)
+		evhttp_free(N.https);
+	SSL_CTX_free(N.tls);
 	event_free(N.parent_ev);
 	evbuffer_free(N.parent_in);
 	event_base_free(N.base);

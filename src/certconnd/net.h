@@ -22,6 +22,8 @@ struct cc_config_net;
 struct net_ctx {
 	struct event_base *base;
 	struct evhttp *http;             /* NULL when net has no listener */
+	struct evhttp *https;            /* the HTTPS listener (tls role key), or NULL: register
+	                                  * the same handlers on both */
 	OSSL_LIB_CTX *libctx;            /* keyref + default providers */
 	struct keyref_client *kc;
 	const struct cc_config_net *conf;

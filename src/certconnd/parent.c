@@ -342,8 +342,8 @@ static void
 start_children(void)
 {
 	int pk[2] = { -1, -1 }, pn[2] = { -1, -1 }, nk[CC_MAX_PEER_CHANNELS][2];
-	int kfds[1 + CC_MAX_PEER_CHANNELS], nfds[2 + CC_MAX_PEER_CHANNELS];
-	const char *kargs[8], *nargs[10];
+	int kfds[1 + CC_MAX_PEER_CHANNELS], nfds[3 + CC_MAX_PEER_CHANNELS];
+	const char *kargs[8], *nargs[12];
 	char nchan[16];
 	int ka = 0, na = 0;
 	uint32_t n = P.cfg.net.keys_channels;
@@ -368,6 +368,8 @@ start_children(void)
 	nargs[na++] = "--channels";
 	nargs[na++] = nchan;
 	nargs[na++] = "--listen";
+	if (P.listen_tls_fd != -1)
+		nargs[na++] = "--listen-tls";
 	sandbox_args(P.cfg.daemon.user_net, nargs, &na);
 	nargs[na] = NULL;
 
@@ -378,11 +380,13 @@ start_children(void)
 		nfds[1 + i] = nk[i][0];
 	}
 	nfds[1 + n] = P.listen_fd;
+	nfds[2 + n] = P.listen_tls_fd; /* after the plain listener, when there is one */
 
 	P.keys.pid = cc_spawn_role(exe, "keys", kfds, 1 + (int)n, kargs);
 	if (P.keys.pid == -1)
 		cc_fatal("cannot start keys: %s", strerror(errno));
-	P.net.pid = cc_spawn_role(exe, "net", nfds, 2 + (int)n, nargs);
+	P.net.pid = cc_spawn_role(exe, "net", nfds, (P.listen_tls_fd != -1 ? 3 : 2) + (int)n,
+	    nargs);
 	if (P.net.pid == -1)
 		cc_fatal("cannot start net: %s", strerror(errno));
 	close(pk[1]);
@@ -728,6 +732,7 @@ parent_main(int argc, char **argv)
 	memset(&P, 0, sizeof(P));
 	P.config_path = CC_CONFIG_DEFAULT_PATH;
 	P.listen_fd = -1;
+	P.listen_tls_fd = -1;
 	while ((ch = getopt_long(argc, argv, "c:nvVh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': P.config_path = optarg; break;
@@ -763,6 +768,12 @@ parent_main(int argc, char **argv)
 	P.listen_fd = listen_open(P.cfg.net.host, port);
 	if (P.listen_fd == -1)
 		return 1;
+	if (P.cfg.net.listen_tls[0] != '\0') {
+		snprintf(port, sizeof(port), "%u", (unsigned)P.cfg.net.tls_port);
+		P.listen_tls_fd = listen_open(P.cfg.net.tls_host, port);
+		if (P.listen_tls_fd == -1)
+			return 1;
+	}
 	P.ctl_fd = ctl_open(P.cfg.daemon.control_socket);
 	if (P.ctl_fd == -1 || net_state_dir() == -1)
 		return 1;
@@ -802,6 +813,8 @@ parent_main(int argc, char **argv)
 	child_reset(&P.keys);
 	event_base_free(P.base);
 	close(P.listen_fd);
+	if (P.listen_tls_fd != -1)
+		close(P.listen_tls_fd);
 	pin_wipe();
 	cc_event_sinks_close();
 	cc_config_free(&P.cfg);

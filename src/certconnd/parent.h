@@ -30,6 +30,7 @@ struct parent {
 	size_t pin_len, pin_cap;
 	struct child net, keys;
 	int listen_fd;           /* net's listener, kept across restarts */
+	int listen_tls_fd;       /* net's HTTPS listener, or -1 */
 	int ctl_fd;
 	struct event *restart_ev, *kill_ev, *ready_ev;
 	uint64_t started_ms, started_children_ms;

@@ -85,7 +85,7 @@ cc_spawn_role(const char *exe, const char *role, const int *fds, int nfds,
 	int argc = 0;
 	pid_t pid;
 
-	if (nfds < 1 || nfds > 1 + CC_MAX_PEER_CHANNELS) {
+	if (nfds < 1 || nfds > CC_SPAWN_MAX_FDS) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -104,7 +104,7 @@ cc_spawn_role(const char *exe, const char *role, const int *fds, int nfds,
 	 * Child. Move the channels out of the way first, then into place, so that a channel
 	 * already sitting on a target number is not clobbered.
 	 */
-	int tmp[1 + CC_MAX_PEER_CHANNELS];
+	int tmp[CC_SPAWN_MAX_FDS];
 	for (int i = 0; i < nfds; i++) {
 		tmp[i] = fcntl(fds[i], F_DUPFD, 64);
 		if (tmp[i] == -1)

@@ -718,9 +718,12 @@ listen_problem(const char *s, struct cc_config_net *n)
 static int
 check_net(struct cc_jck *j, const struct cc_jnode *nn, struct cc_config_net *n)
 {
-	static const char *const keys[] = { "listen", "keys_channels", "state_dir", "scep", "ca",
-		"service", NULL };
+	static const char *const keys[] = { "listen", "keys_channels", "state_dir", "listen_tls",
+		"tls_cert", "scep", "ca", "service", NULL };
 	struct cc_jnode m = *nn, sub;
+	struct cc_config_net t;
+	uint8_t *der = NULL;
+	size_t der_len = 0;
 	const char *s = "127.0.0.1:8080", *why;
 	uint64_t v;
 
@@ -740,6 +743,28 @@ check_net(struct cc_jck *j, const struct cc_jnode *nn, struct cc_config_net *n)
 		if (cc_jck_str(j, &m, CC_STATE_DIR_MAX - 1, &s) == -1 || check_abs(j, &m, s) == -1)
 			return -1;
 		memcpy(n->state_dir, s, strlen(s) + 1);
+	}
+	/* HTTPS: a second listener whose server key is the tls role in the token. */
+	if (cc_jck_member(nn, "tls_cert", &m)) {
+		if (cc_jck_str(j, &m, sizeof(n->tls_cert) - 1, &s) == -1 ||
+		    check_abs(j, &m, s) == -1 || check_regular(j, &m, s) == -1 ||
+		    load_cert(j, &m, s, &der, &der_len) == -1)
+			return -1;
+		free(der);
+		memcpy(n->tls_cert, s, strlen(s) + 1);
+	}
+	if (cc_jck_member(nn, "listen_tls", &m)) {
+		if (cc_jck_str(j, &m, CC_LISTEN_MAX - 1, &s) == -1)
+			return -1;
+		memset(&t, 0, sizeof(t));
+		why = listen_problem(s, &t);
+		if (why != NULL)
+			return cc_jck_fail(j, &m, "%s", why);
+		if (n->tls_cert[0] == '\0')
+			return cc_jck_fail_missing(j, nn, "tls_cert");
+		memcpy(n->listen_tls, s, strlen(s) + 1);
+		memcpy(n->tls_host, t.host, sizeof(t.host));
+		n->tls_port = t.port;
 	}
 	/* Each feature section is checked by its module's file (config_<name>.c). */
 	if (cc_jck_member(nn, "scep", &sub) && cc_config_check_scep(j, &sub, &n->scep) == -1)

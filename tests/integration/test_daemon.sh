@@ -81,6 +81,21 @@ d=json.load(urllib.request.urlopen(u, timeout=5))
 sys.exit(d['status']!='ok')" "$D/dev.json"
 check "dev up again is idempotent" "$CERTCONNCTL" dev up --dir "$D"
 
+# --- HTTPS: the server key is the tls role in the token ----------------------------------
+HURL=$(json "$D/dev.json" "d['health_https_url']")
+check "the HTTPS health endpoint answers, its certificate chaining to the dev CA" \
+	bash -c "curl -sS --fail --cacert '$D/ca.pem' '$HURL' | grep -q '\"status\":\"ok\"'"
+HPORT=${HURL#https://localhost:}
+HPORT=${HPORT%%/*}
+openssl s_client -connect "127.0.0.1:$HPORT" -servername localhost </dev/null 2>/dev/null |
+	openssl x509 -noout -pubkey >"$T/served.pub"
+SOFTHSM2_CONF=$D/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so \
+	--token-label certconn --read-object --type pubkey --label tls -o "$T/tls-pub.der" >/dev/null 2>&1
+check "the HTTPS server's key is the token's tls key" bash -c \
+	"cmp <(openssl pkey -pubin -in '$T/served.pub' -outform DER) <(openssl pkey -pubin -inform DER -in '$T/tls-pub.der' -outform DER)"
+check "TLS 1.3 is offered" bash -c "openssl s_client -connect 127.0.0.1:$HPORT -tls1_3 </dev/null 2>/dev/null | grep -q 'TLSv1.3'"
+check "TLS 1.2 is offered" bash -c "openssl s_client -connect 127.0.0.1:$HPORT -tls1_2 </dev/null 2>/dev/null | grep -q 'TLSv1.2'"
+
 # --- keys list and self-test ----------------------------------------------------------
 KL=$(ctl keys list)
 echo "$KL"

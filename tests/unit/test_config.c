@@ -999,7 +999,7 @@ test_net_roundtrip(void **state)
 	assert_int_equal(cc_config_load_net("{\"listen\":\"1.2.3.4:1\",\"x\":1}", &n, err,
 	    sizeof(err)), -1);
 	assert_string_equal(err, "(net config):1:23: net.x: unknown key (allowed: listen, "
-	    "keys_channels, state_dir, scep, ca, service)");
+	    "keys_channels, state_dir, listen_tls, tls_cert, scep, ca, service)");
 	assert_int_equal(cc_config_load_net("{\"listen\":", &n, err, sizeof(err)), -1);
 	assert_string_equal(err, "(net config):1:11: syntax error");
 	assert_int_equal(cc_config_load_net("[]", &n, err, sizeof(err)), -1);
