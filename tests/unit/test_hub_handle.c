@@ -1,0 +1,580 @@
+/*
+ * The hub's protocol handler driven directly (hub_handle), with a real SQLite store, a real
+ * CA key in a SoftHSM2 token and a clock the test moves: everything that depends on time
+ * without waiting for it (token, lease and challenge expiry, attempts used up, unhealthy
+ * marking, the lifecycle of a running connector and the blocking of a version past its 18
+ * months, mixed versions in a tenant), and the store's schema migrations.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <sqlite3.h>
+
+#include "hub.h"
+#include "hub_ca.h"
+#include "hub_harness.h"
+#include "store.h"
+#include "test_token.h"
+
+#define ADMIN "admin-token-for-unit-tests"
+
+static struct test_token *tok;
+static struct hub_conf conf;
+static struct hub H;
+static int64_t now;
+
+static int64_t
+clock_fn(void *arg)
+{
+	(void)arg;
+	return now;
+}
+
+static int64_t
+T(const char *s)
+{
+	int64_t t = 0;
+
+	assert_int_equal(hub_time_parse(s, &t), 0);
+	return t;
+}
+
+static int
+setup(void **state)
+{
+	static const struct hsm_role_spec roles[] = { { "ca", HSM_KEY_EC, 0, "P-256",
+		HSM_USE_SIGN } };
+	unsigned int len;
+
+	(void)state;
+	tok = test_token_new("hubunit", "2468", roles, 1);
+	if (tok == NULL)
+		return -1;
+	H.ca = hub_ca_open(tok->module, tok->module_env, test_token_uri(tok, "ca"), tok->pin_file,
+	    tok->ca_pem);
+	if (H.ca == NULL)
+		return -1;
+	EVP_Digest(ADMIN, strlen(ADMIN), H.admin_hash, &len, EVP_sha256(), NULL);
+	H.has_admin = true;
+	H.clock = clock_fn;
+	H.conf = &conf;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	hub_ca_close(H.ca);
+	test_token_free(tok);
+	return 0;
+}
+
+/* A fresh hub state for each test: in-memory store, default config, clock at 2025-01-01. */
+static int
+each(void **state)
+{
+	(void)state;
+	memset(&conf, 0, sizeof(conf));
+	conf.client_cert_days = 365;
+	conf.health_interval_s = 60;
+	conf.max_connectors = 100;
+	conf.lease_default_s = 300;
+	conf.lease_min_s = 30;
+	conf.lease_max_s = 3600;
+	conf.max_attempts = 10;
+	conf.support_months = 6;
+	conf.block_months = 18;
+	conf.max_body_bytes = HUB_BODY_MAX_DEFAULT;
+	H.store = hub_store_sqlite_open(":memory:");
+	now = T("2025-01-01T00:00:00Z");
+	return H.store != NULL ? 0 : -1;
+}
+
+static int
+each_done(void **state)
+{
+	(void)state;
+	H.store->ops->close(H.store);
+	H.store = NULL;
+	return 0;
+}
+
+/* One call. peer NULL: no certificate; admin: with the admin token. */
+static cJSON *
+call(const char *method, const char *path, const struct hub_peer *peer, bool admin,
+    const char *api_version, const char *body, int *status)
+{
+	struct hub_call c;
+	struct hub_reply r;
+	cJSON *j;
+
+	memset(&c, 0, sizeof(c));
+	c.method = strcmp(method, "GET") == 0 ? HUB_M_GET : HUB_M_POST;
+	c.path = path;
+	c.query = strchr(path, '?') ? strchr(path, '?') + 1 : NULL;
+	{
+		static char p[512];
+		snprintf(p, sizeof(p), "%.*s", (int)strcspn(path, "?"), path);
+		c.path = p;
+	}
+	c.api_version = api_version;
+	c.client_request_id = "unit-1";
+	c.authorization = admin ? "Bearer " ADMIN : NULL;
+	c.content_type = "application/json";
+	c.body = body;
+	c.body_len = body != NULL ? strlen(body) : 0;
+	if (peer != NULL)
+		c.peer = *peer;
+	hub_handle(&H, &c, &r);
+	*status = r.status;
+	j = r.body != NULL ? cJSON_Parse(r.body) : NULL;
+	if (r.status >= 400 && getenv("HUB_UNIT_VERBOSE"))
+		fprintf(stderr, "%s %s -> %d %s\n", method, path, r.status, r.body);
+	hub_reply_free(&r);
+	return j;
+}
+
+static cJSON *
+admin(const char *method, const char *path, const char *body, int *status)
+{
+	return call(method, path, NULL, true, "1.0", body, status);
+}
+
+static const cJSON *
+V(const cJSON *j)
+{
+	return cJSON_GetObjectItemCaseSensitive(j, "value");
+}
+
+static const char *
+S(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const char *
+ecode(const cJSON *j)
+{
+	return S(cJSON_GetObjectItemCaseSensitive(j, "error"), "code");
+}
+
+static void
+make_token(const char *tenant, int hours, char *out, size_t len)
+{
+	char body[256];
+	int st;
+	cJSON *j;
+
+	snprintf(body, sizeof(body), "{\"tenant\":{\"tenantId\":\"%s\"}}", tenant);
+	cJSON_Delete(admin("POST", "/admin/tenants", body, &st));
+	snprintf(body, sizeof(body), "{\"enrollmentToken\":{\"tenantId\":\"%s\",\"validHours\":%d}}",
+	    tenant, hours);
+	j = admin("POST", "/admin/enrollmentTokens", body, &st);
+	assert_int_equal(st, 201);
+	snprintf(out, len, "%s", S(V(j), "token"));
+	cJSON_Delete(j);
+}
+
+static int
+try_register(const char *token, const char *features, const char *version, struct hub_peer *p,
+    cJSON **out)
+{
+	char *csr = hub_test_csr(NULL, 0, "CN=x", NULL, NULL), *body;
+	int st;
+	cJSON *j;
+
+	body = malloc(strlen(csr) + 512);
+	sprintf(body, "{\"registration\":{\"enrollmentToken\":\"%s\",\"certificateRequest\":"
+	    "\"%s\",\"version\":\"%s\",\"features\":%s}}", token, csr, version, features);
+	j = call("POST", "/api/Registration/register", NULL, false, "1.0", body, &st);
+	free(body);
+	free(csr);
+	if (st == 201 && p != NULL) {
+		const char *b64 = S(V(j), "certificate");
+		unsigned char *der = malloc(strlen(b64));
+		const unsigned char *q = der;
+		int n = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)strlen(b64));
+		X509 *x = d2i_X509(NULL, &q, n);
+
+		assert_non_null(x);
+		assert_int_equal(hub_cert_identity(x, p), 0);
+		X509_free(x);
+		free(der);
+	}
+	if (out != NULL)
+		*out = j;
+	else
+		cJSON_Delete(j);
+	return st;
+}
+
+static void
+reg(const char *tenant, const char *features, const char *version, struct hub_peer *p)
+{
+	char token[128];
+
+	make_token(tenant, 24, token, sizeof(token));
+	assert_int_equal(try_register(token, features, version, p, NULL), 201);
+}
+
+static cJSON *
+cpost(const struct hub_peer *p, const char *path, const char *body, int *st)
+{
+	return call("POST", path, p, false, "1.0", body, st);
+}
+
+static int
+lease(const struct hub_peer *p, const char *feature, int lease_s, char *id, size_t idlen)
+{
+	char body[256];
+	int st, n;
+	cJSON *j;
+
+	snprintf(body, sizeof(body), "{\"downloadParameters\":{\"feature\":\"%s\","
+	    "\"maxRequests\":10,\"leaseSeconds\":%d}}", feature, lease_s);
+	j = cpost(p, "/api/ConnectorRequests/downloadRequests", body, &st);
+	assert_int_equal(st, 200);
+	n = cJSON_GetArraySize(V(j));
+	if (n > 0 && id != NULL)
+		snprintf(id, idlen, "%s", S(cJSON_GetArrayItem(V(j), 0), "requestId"));
+	cJSON_Delete(j);
+	return n;
+}
+
+static const char *
+health(const struct hub_peer *p, const char *version, const char *features, int *st)
+{
+	static char status[32];
+	char body[512];
+	cJSON *j;
+
+	snprintf(body, sizeof(body), "{\"healthMessage\":{\"version\":\"%s\",\"features\":%s,"
+	    "\"uptimeSeconds\":5,\"tokenState\":\"ok\"}}", version, features);
+	j = cpost(p, "/api/ConnectorHealth/uploadHealthMessage", body, st);
+	snprintf(status, sizeof(status), "%s", *st == 200 ?
+	    S(cJSON_GetObjectItem(V(j), "lifecycle"), "status") : "-");
+	cJSON_Delete(j);
+	return status;
+}
+
+/* ---- tests ---- */
+
+static void
+test_token_expiry(void **state)
+{
+	char token[128];
+
+	(void)state;
+	make_token("t1", 1, token, sizeof(token));
+	now += 3600;  /* exactly at expiry: expired */
+	assert_int_equal(try_register(token, "[\"pkcs\"]", "1.0.0", NULL, NULL), 401);
+	now -= 1;
+	assert_int_equal(try_register(token, "[\"pkcs\"]", "1.0.0", NULL, NULL), 201);
+	assert_int_equal(try_register(token, "[\"pkcs\"]", "1.0.0", NULL, NULL), 401);
+}
+
+static void
+test_leases_and_attempts(void **state)
+{
+	struct hub_peer a, b;
+	char id[80], id2[80];
+	int st;
+	cJSON *j;
+
+	(void)state;
+	conf.max_attempts = 2;
+	reg("t1", "[\"pkcs\"]", "1.0.0", &a);
+	reg("t1", "[\"pkcs\"]", "1.0.0", &b);
+	cJSON_Delete(admin("POST", "/admin/requests", "{\"request\":{\"tenantId\":\"t1\","
+	    "\"feature\":\"pkcs\",\"requestId\":\"r1\",\"payload\":{\"deviceId\":\"d\","
+	    "\"devicePublicKey\":\"AAAA\"}}}", &st));
+	assert_int_equal(st, 201);
+	assert_int_equal(lease(&a, "pkcs", 30, id, sizeof(id)), 1);
+	assert_string_equal(id, "r1");
+	/* invisible while the lease runs, also one second before it ends */
+	now += 29;
+	assert_int_equal(lease(&b, "pkcs", 30, NULL, 0), 0);
+	/* expired: b takes it (attempt 2); a's extension is a lost lease */
+	now += 1;
+	assert_int_equal(lease(&b, "pkcs", 30, id2, sizeof(id2)), 1);
+	j = cpost(&a, "/api/ConnectorRequests/extendLeases", "{\"leaseParameters\":"
+	    "{\"requestIds\":[\"r1\"]}}", &st);
+	assert_string_equal(S(cJSON_GetArrayItem(V(j), 0), "status"), "LeaseLost");
+	cJSON_Delete(j);
+	/* b extends, then lets it expire: with 2 attempts used it fails for good */
+	j = cpost(&b, "/api/ConnectorRequests/extendLeases", "{\"leaseParameters\":"
+	    "{\"requestIds\":[\"r1\"],\"leaseSeconds\":60}}", &st);
+	assert_string_equal(S(cJSON_GetArrayItem(V(j), 0), "status"), "Extended");
+	cJSON_Delete(j);
+	now += 59;
+	assert_int_equal(lease(&a, "pkcs", 30, NULL, 0), 0);
+	now += 1;
+	assert_int_equal(lease(&a, "pkcs", 30, NULL, 0), 0);
+	j = admin("GET", "/admin/requests/r1", NULL, &st);
+	assert_int_equal(st, 200);
+	assert_string_equal(S(V(j), "state"), "failed");
+	assert_int_equal(cJSON_GetObjectItem(V(j), "errorCode")->valueint, 4100);
+	assert_int_equal(cJSON_GetObjectItem(V(j), "attempt")->valueint, 2);
+	cJSON_Delete(j);
+	/* a late result from b, which held the last lease, is still the one recorded */
+	j = cpost(&b, "/api/ConnectorRequests/uploadResults", "{\"results\":[{\"requestId\":"
+	    "\"r1\",\"succeeded\":true,\"errorCode\":0}]}", &st);
+	assert_string_equal(S(cJSON_GetArrayItem(V(j), 0), "status"), "AlreadyCompleted");
+	cJSON_Delete(j);
+}
+
+static void
+test_retryable_uses_attempts(void **state)
+{
+	struct hub_peer a;
+	int st;
+	cJSON *j;
+
+	(void)state;
+	conf.max_attempts = 2;
+	reg("t1", "[\"revoke\"]", "1.0.0", &a);
+	cJSON_Delete(admin("POST", "/admin/requests", "{\"request\":{\"tenantId\":\"t1\","
+	    "\"feature\":\"revoke\",\"requestId\":\"rv\",\"payload\":{\"serialNumber\":\"01\"}}}",
+	    &st));
+	for (int attempt = 1; attempt <= 2; attempt++) {
+		assert_int_equal(lease(&a, "revoke", 30, NULL, 0), 1);
+		j = cpost(&a, "/api/ConnectorRequests/uploadResults", "{\"results\":[{\"requestId\":"
+		    "\"rv\",\"succeeded\":false,\"errorCode\":4101,\"errorMessage\":\"CA down\"}]}",
+		    &st);
+		/* the last attempt's retryable failure is final */
+		assert_string_equal(S(cJSON_GetArrayItem(V(j), 0), "status"),
+		    attempt < 2 ? "Requeued" : "Recorded");
+		cJSON_Delete(j);
+	}
+	assert_int_equal(lease(&a, "revoke", 30, NULL, 0), 0);
+}
+
+static void
+test_challenge_expiry(void **state)
+{
+	struct hub_peer a;
+	char *csr, body[8192];
+	const char *ch;
+	int st;
+	cJSON *j, *c;
+
+	(void)state;
+	reg("t1", "[\"scep\"]", "1.0.0", &a);
+	c = admin("POST", "/admin/scepChallenges", "{\"challenge\":{\"tenantId\":\"t1\","
+	    "\"validMinutes\":1}}", &st);
+	assert_int_equal(st, 201);
+	ch = S(V(c), "challenge");
+	csr = hub_test_csr(NULL, 0, "CN=dev", ch, NULL);
+	snprintf(body, sizeof(body), "{\"request\":{\"transactionId\":\"tx\","
+	    "\"certificateRequest\":\"%s\"}}", csr);
+	now += 60;
+	j = call("POST", "/api/ScepActions/validateRequest", &a, false, "2018-02-20", body, &st);
+	assert_int_equal(st, 200);
+	assert_string_equal(S(j, "code"), "ChallengeExpired");
+	cJSON_Delete(j);
+	now -= 1;
+	j = call("POST", "/api/ScepActions/validateRequest", &a, false, "2018-02-20", body, &st);
+	assert_string_equal(S(j, "code"), "Success");
+	cJSON_Delete(j);
+	/* another tenant's connector does not know this challenge at all */
+	{
+		struct hub_peer b;
+		reg("t2", "[\"scep\"]", "1.0.0", &b);
+		j = call("POST", "/api/ScepActions/validateRequest", &b, false, "2018-02-20", body,
+		    &st);
+		assert_string_equal(S(j, "code"), "ChallengeDecodingError");
+		cJSON_Delete(j);
+	}
+	free(csr);
+	cJSON_Delete(c);
+}
+
+static const char *
+conn_field(const char *id, const char *field)
+{
+	static char out[64];
+	int st;
+	cJSON *j = admin("GET", "/admin/connectors", NULL, &st), *c;
+
+	out[0] = '\0';
+	cJSON_ArrayForEach(c, V(j))
+		if (strcmp(S(c, "connectorId"), id) == 0) {
+			const cJSON *v = cJSON_GetObjectItem(c, field);
+			if (cJSON_IsString(v))
+				snprintf(out, sizeof(out), "%s", v->valuestring);
+			else if (cJSON_IsBool(v))
+				snprintf(out, sizeof(out), "%s", cJSON_IsTrue(v) ? "true" : "false");
+			else if (cJSON_IsObject(v))
+				snprintf(out, sizeof(out), "%s", S(v, "status"));
+		}
+	cJSON_Delete(j);
+	return out;
+}
+
+static void
+test_unhealthy(void **state)
+{
+	struct hub_peer a;
+	int st;
+
+	(void)state;
+	reg("t1", "[\"pkcs\"]", "1.0.0", &a);
+	assert_string_equal(conn_field(a.connector, "health"), "unknown");
+	health(&a, "1.0.0", "[\"pkcs\"]", &st);
+	assert_int_equal(st, 200);
+	assert_string_equal(conn_field(a.connector, "health"), "healthy");
+	now += 180;  /* three intervals of 60 s */
+	assert_string_equal(conn_field(a.connector, "health"), "healthy");
+	now += 1;
+	assert_string_equal(conn_field(a.connector, "health"), "unhealthy");
+	health(&a, "1.0.0", "[\"pkcs\"]", &st);
+	assert_string_equal(conn_field(a.connector, "health"), "healthy");
+	/* a configured threshold */
+	conf.unhealthy_after_s = 30;
+	now += 31;
+	assert_string_equal(conn_field(a.connector, "health"), "unhealthy");
+}
+
+static void
+test_lifecycle_running(void **state)
+{
+	struct hub_peer a;
+	char body[256];
+	int st;
+	cJSON *j;
+
+	(void)state;
+	conf.refuse_blocked = true;
+	cJSON_Delete(admin("POST", "/admin/versions", "{\"version\":{\"version\":\"1.0.0\","
+	    "\"releasedUtc\":\"2024-06-01\"}}", &st));
+	reg("t1", "[\"pkcs\"]", "1.0.0", &a);
+	assert_string_equal(health(&a, "1.0.0", "[\"pkcs\"]", &st), "supported");
+	/* 1.1.0 is released on 2025-01-15: 1.0.0 is deprecated (warning) */
+	cJSON_Delete(admin("POST", "/admin/versions", "{\"version\":{\"version\":\"1.1.0\","
+	    "\"releasedUtc\":\"2025-01-15\"}}", &st));
+	assert_string_equal(health(&a, "1.0.0", "[\"pkcs\"]", &st), "supported");
+	now = T("2025-01-15T00:00:00Z");
+	assert_string_equal(health(&a, "1.0.0", "[\"pkcs\"]", &st), "warning");
+	assert_string_equal(conn_field(a.connector, "lifecycle"), "warning");
+	now = T("2025-07-15T00:00:00Z");
+	assert_string_equal(health(&a, "1.0.0", "[\"pkcs\"]", &st), "error");
+	/* still served while in error */
+	assert_int_equal(lease(&a, "pkcs", 30, NULL, 0), 0);
+	now = T("2026-07-15T00:00:00Z");
+	assert_string_equal(health(&a, "1.0.0", "[\"pkcs\"]", &st), "blocked");
+	assert_int_equal(st, 200); /* health still reaches the hub */
+	snprintf(body, sizeof(body), "{\"downloadParameters\":{\"feature\":\"pkcs\","
+	    "\"maxRequests\":1}}");
+	j = cpost(&a, "/api/ConnectorRequests/downloadRequests", body, &st);
+	assert_int_equal(st, 403);
+	assert_string_equal(ecode(j), "VersionBlocked");
+	cJSON_Delete(j);
+	/* the update: the same connector on 1.1.0 is supported and served again */
+	assert_string_equal(health(&a, "1.1.0", "[\"pkcs\"]", &st), "supported");
+	assert_int_equal(lease(&a, "pkcs", 30, NULL, 0), 0);
+	/* without refuse_blocked the blocked status is only reported */
+	conf.refuse_blocked = false;
+	assert_string_equal(health(&a, "1.0.0", "[\"pkcs\"]", &st), "blocked");
+	assert_int_equal(lease(&a, "pkcs", 30, NULL, 0), 0);
+}
+
+static void
+test_mixed_versions(void **state)
+{
+	struct hub_peer a, b, c;
+	int st;
+	cJSON *j, *t;
+	bool t1 = false, t2 = false;
+
+	(void)state;
+	reg("t1", "[\"pkcs\"]", "1.0.0", &a);
+	reg("t1", "[\"scep\"]", "1.0.0", &b);
+	reg("t2", "[\"pkcs\"]", "1.0.0", &c);
+	assert_string_equal(conn_field(a.connector, "mixedVersions"), "false");
+	health(&b, "1.1.0", "[\"scep\"]", &st);
+	assert_string_equal(conn_field(a.connector, "mixedVersions"), "true");
+	assert_string_equal(conn_field(b.connector, "mixedVersions"), "true");
+	assert_string_equal(conn_field(c.connector, "mixedVersions"), "false");
+	j = admin("GET", "/admin/tenants", NULL, &st);
+	cJSON_ArrayForEach(t, V(j)) {
+		if (strcmp(S(t, "tenantId"), "t1") == 0)
+			t1 = cJSON_IsTrue(cJSON_GetObjectItem(t, "mixedVersions"));
+		if (strcmp(S(t, "tenantId"), "t2") == 0)
+			t2 = cJSON_IsTrue(cJSON_GetObjectItem(t, "mixedVersions"));
+	}
+	cJSON_Delete(j);
+	assert_true(t1);
+	assert_false(t2);
+	/* a disabled connector does not count */
+	{
+		char body[200];
+		snprintf(body, sizeof(body), "{\"connector\":{\"connectorId\":\"%s\"}}", b.connector);
+		cJSON_Delete(admin("POST", "/admin/connectors/disable", body, &st));
+		assert_int_equal(st, 200);
+	}
+	assert_string_equal(conn_field(a.connector, "mixedVersions"), "false");
+}
+
+static void
+test_migrations(void **state)
+{
+	char dir[] = "/tmp/hubstore.XXXXXX", path[128];
+	struct hub_store *s;
+	sqlite3 *db;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/hub.db", dir);
+	s = hub_store_sqlite_open(path);
+	assert_non_null(s);
+	assert_int_equal(s->ops->tenant_put(s, "x", "X", 1), HUB_ST_OK);
+	s->ops->close(s);
+	/* reopening keeps the data and migrates nothing twice */
+	s = hub_store_sqlite_open(path);
+	assert_non_null(s);
+	assert_int_equal(s->ops->tenant_put(s, "x", "X", 1), HUB_ST_EXISTS);
+	s->ops->close(s);
+	/* WAL journal */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	{
+		sqlite3_stmt *st;
+		sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+		sqlite3_finalize(st);
+	}
+	/* a database from a newer hub is refused, not damaged */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(hub_store_sqlite_open(path));
+	test_rmtree(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_token_expiry, each, each_done),
+		cmocka_unit_test_setup_teardown(test_leases_and_attempts, each, each_done),
+		cmocka_unit_test_setup_teardown(test_retryable_uses_attempts, each, each_done),
+		cmocka_unit_test_setup_teardown(test_challenge_expiry, each, each_done),
+		cmocka_unit_test_setup_teardown(test_unhealthy, each, each_done),
+		cmocka_unit_test_setup_teardown(test_lifecycle_running, each, each_done),
+		cmocka_unit_test_setup_teardown(test_mixed_versions, each, each_done),
+		cmocka_unit_test(test_migrations),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
