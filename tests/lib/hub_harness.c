@@ -245,6 +245,8 @@ hub_harness_free(struct hub_harness *h)
 {
 	if (h->pid > 0)
 		hub_harness_stop(h);
+	if (h->dir[0] == '\0')
+		return;
 	if (getenv("HUB_HARNESS_KEEP") == NULL)
 		test_rmtree(h->dir);
 	else
