@@ -19,6 +19,7 @@
 
 #include "keys_pad.h"
 
+#include "certconn/util.h"
 #include "keys_harness.h"
 
 static void
@@ -51,6 +52,15 @@ keys_exe(void)
 	if (b != NULL) {
 		snprintf(path, sizeof(path), "%s/tests/lib/keys_only_main", b);
 		if (access(path, X_OK) == 0)
+			return path;
+	}
+	/* Run by hand from the build tree (build/bench/keys_bench): certconnd is one level up. */
+	if (d == NULL) {
+		const char *self = cc_self_exe();
+		const char *slash = self != NULL ? strrchr(self, '/') : NULL;
+
+		if (slash != NULL && snprintf(path, sizeof(path), "%.*s/../certconnd",
+		    (int)(slash - self), self) < (int)sizeof(path) && access(path, X_OK) == 0)
 			return path;
 	}
 	return d;
