@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 struct cc_frame;
+struct cJSON;
 
 /* Control socket (ctl.c). */
 int ctl_connect(const char *path);
@@ -32,5 +33,10 @@ int register_main(const char *config, int argc, char **argv);
  * the dev connector; fill *hub_url (caller's buffer). 0/-1. dev_hub_down stops it. */
 int dev_hub_up(const char *dir, char *hub_url, size_t len);
 int dev_hub_down(const char *dir);
+/* dev up's config: prepares the dev hub and adds net.service for it to net (a cJSON object). */
+int dev_hub_config(const char *dir, struct cJSON *net);
+/* Registers the connector of a certconnd config with a hub (register.c). Exit code. */
+int register_connector(const char *config, const char *hub, const char *token, const char *ca,
+    const char *name, uint32_t features, const char *cert_out, int quiet);
 
 #endif

@@ -237,6 +237,7 @@ write_config(struct dev *d, const char *cfgpath, const struct hsm_role_result *r
 	cJSON_AddStringToObject(o, "listen_tls", listen);
 	cJSON_AddStringToObject(o, "tls_cert", path(d->p[0], d->dir, "tls.pem"));
 	cJSON_AddNumberToObject(o, "keys_channels", 2);
+	(void)dev_hub_config(d->dir, o); /* net.service for the dev hub (dev_hub.c) */
 
 	text = cJSON_Print(root);
 	cJSON_Delete(root);
