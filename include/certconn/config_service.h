@@ -49,7 +49,7 @@ struct cc_config_service {
 	char *client_cert;           /* hub; NULL: <net.state_dir>/service/client.pem */
 	char *client_key_role;       /* default "client" */
 	uint32_t features;           /* CC_FEATURE_* */
-	uint32_t health_interval_s;  /* 10..86400, default 60 */
+	uint32_t health_interval_s;  /* 1..86400, default 60 */
 	uint32_t poll_interval_s;    /* 1..3600, default 30 */
 	uint32_t timeout_s;          /* per HTTP call, 1..600, default 30 */
 	uint32_t renew_before_days;  /* 1..3650, default 30 */

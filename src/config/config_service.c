@@ -218,7 +218,7 @@ cc_config_check_service(struct cc_jck *j, const struct cc_jnode *n, struct cc_co
 	    opt_path(j, n, "client_cert", false, &s->client_cert) == -1 ||
 	    opt_str(j, n, "client_key_role", "client", &s->client_key_role) == -1 ||
 	    check_features(j, n, &s->features) == -1 ||
-	    opt_u32(j, n, "health_interval_s", 60, 10, 86400, &s->health_interval_s) == -1 ||
+	    opt_u32(j, n, "health_interval_s", 60, 1, 86400, &s->health_interval_s) == -1 ||
 	    opt_u32(j, n, "poll_interval_s", 30, 1, 3600, &s->poll_interval_s) == -1 ||
 	    opt_u32(j, n, "timeout_s", 30, 1, 600, &s->timeout_s) == -1 ||
 	    opt_u32(j, n, "renew_before_days", 30, 1, 3650, &s->renew_before_days) == -1)

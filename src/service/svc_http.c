@@ -218,7 +218,8 @@ call_free(struct svc_call *c)
 	if (c->dispose != NULL)
 		c->dispose(c->arg);
 	free(c->url);
-	free(c->body);
+	if (c->body != NULL)   /* a token request's body holds the client secret */
+		cc_free_secret(c->body, strlen(c->body) + 1);
 	free(c->resp);
 	cJSON_Delete(c->json);
 	free(c);

@@ -367,7 +367,7 @@ health_done(struct svc_call *c)
 		return;
 	}
 	HB.health_ok++;
-	if (cJSON_IsNumber(next) && next->valuedouble >= 10 && next->valuedouble <= 86400)
+	if (cJSON_IsNumber(next) && next->valuedouble >= 1 && next->valuedouble <= 86400)
 		HB.next_health_s = (uint32_t)next->valuedouble;
 	if (strcmp(HB.lifecycle, status) != 0 && strcmp(status, "supported") != 0)
 		cc_log_warn("service: the hub reports version %s as %s%s", CC_VERSION, status,

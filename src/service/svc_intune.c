@@ -186,7 +186,7 @@ token_fetch(struct token *t, const char *scope)
 		snprintf(body, len, "grant_type=client_credentials&client_id=%s&client_secret=%s&"
 		    "scope=%s", id, sec, sc);
 	curl_free(id);
-	cc_free_secret(sec, strlen(sec));
+	explicit_bzero(sec, strlen(sec));
 	curl_free(sec);
 	curl_free(sc);
 	if (body == NULL) {
