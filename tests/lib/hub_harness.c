@@ -220,6 +220,18 @@ hub_harness_restart(struct hub_harness *h)
 }
 
 int
+hub_harness_reconfigure(struct hub_harness *h, const char *extra)
+{
+	char *colon = strrchr(h->url, ':');
+
+	if (h->pid > 0 && hub_harness_stop(h) != 0)
+		return -1;
+	if (colon == NULL || write_conf(h, (unsigned)atoi(colon + 1), extra) == -1)
+		return -1;
+	return serve(h);
+}
+
+int
 hub_harness_stop(struct hub_harness *h)
 {
 	int st = -1;

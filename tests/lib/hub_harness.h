@@ -34,6 +34,8 @@ struct hub_harness {
 int hub_harness_start(struct hub_harness *h, const char *extra);
 /* Starts the hub again on the same directory and port (after hub_harness_kill/stop). */
 int hub_harness_restart(struct hub_harness *h);
+/* Stops the hub, rewrites its config with other extra members (same port) and starts it. */
+int hub_harness_reconfigure(struct hub_harness *h, const char *extra);
 /* SIGTERM and wait; returns the exit status (or -1). */
 int hub_harness_stop(struct hub_harness *h);
 /* Stops if running and removes the directory. */
