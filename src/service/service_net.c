@@ -150,8 +150,8 @@ b64(const uint8_t *d, size_t n)
 	return o;
 }
 
-static int
-scep_call(const char *op, cJSON *inner, const char *txid, service_scep_cb cb, void *arg)
+int
+svc_scep_call(const char *op, cJSON *inner, const char *txid, service_scep_cb cb, void *arg)
 {
 	if (!S.running) {
 		cJSON_Delete(inner);
@@ -190,7 +190,7 @@ service_scep_validate(const char *transaction_id, const uint8_t *csr, size_t csr
 		cJSON_Delete(in);
 		return -1;
 	}
-	return scep_call("validateRequest", in, transaction_id, cb, arg);
+	return svc_scep_call("validateRequest", in, transaction_id, cb, arg);
 }
 
 int
@@ -212,7 +212,7 @@ service_scep_notify_success(const struct service_scep_success *n, service_scep_c
 		cJSON_AddStringToObject(in, "caConfiguration", n->ca_configuration);
 	if (n->certificate_authority != NULL)
 		cJSON_AddStringToObject(in, "certificateAuthority", n->certificate_authority);
-	return scep_call("successNotification", in, n->transaction_id, cb, arg);
+	return svc_scep_call("successNotification", in, n->transaction_id, cb, arg);
 }
 
 int
@@ -237,7 +237,7 @@ service_scep_notify_failure(const char *transaction_id, const uint8_t *csr, size
 	}
 	cJSON_AddNumberToObject(in, "hResult", hresult);
 	cJSON_AddStringToObject(in, "errorDescription", desc);
-	return scep_call("failureNotification", in, transaction_id, cb, arg);
+	return svc_scep_call("failureNotification", in, transaction_id, cb, arg);
 }
 
 /* ---- start / stop ---- */
@@ -276,6 +276,11 @@ service_start(struct net_ctx *ctx)
 	    svc_intune_start(ctx, S.h)) == -1)
 		goto fail;
 	S.running = true;
+	/* SCEP's service-verified challenges go through this client from now on. */
+	if (svc_scep_verify_start(ctx) == -1) {
+		service_stop();
+		return -1;
+	}
 	return 0;
 fail:
 	svc_http_free(S.h);
@@ -289,6 +294,7 @@ service_stop(void)
 {
 	if (!S.running)
 		return;
+	svc_scep_verify_stop();
 	/* The calls go first: their callbacks may still name the modes' state. */
 	svc_http_free(S.h);
 	if (S.mode == CC_SERVICE_HUB)

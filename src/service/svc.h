@@ -106,6 +106,16 @@ void svc_intune_status(struct service_status *st);
  * {"code","errorDescription"} and calls cb. 0/-1 (then c is still the caller's... and freed
  * by the engine when it completes with no callback). */
 int svc_scep_prepare(struct svc_call *c, service_scep_cb cb, void *arg);
+/* A SCEP call (op: validateRequest, successNotification, failureNotification) with the
+ * inner object (taken), in the current mode. 0/-1 (then cb is not called). */
+int svc_scep_call(const char *op, cJSON *inner, const char *txid, service_scep_cb cb,
+    void *arg);
+/* scep_verify.h's ops on this client (svc_scep.c), when the connector serves scep. */
+int svc_scep_verify_start(struct net_ctx *ctx);
+void svc_scep_verify_stop(void);
+/* The struct scep_verify_ops given to scep_verify_set (for tests), or NULL without it. */
+const void *svc_scep_verify_ops(void);
+
 /* Revocation items from a downloadRevocationRequests answer, handed to the handler. */
 int svc_revocations_dispatch(const cJSON *value, const char *crid);
 

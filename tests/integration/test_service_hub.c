@@ -39,7 +39,16 @@
 #include "hub_harness.h"
 #include "keys_harness.h"
 #include "net.h"
+#include "svc.h"
 #include "test_token.h"
+
+#if defined(__has_include)
+#if __has_include("scep_verify.h")
+#include <pthread.h>
+#include "scep_verify.h"
+#define HAVE_SCEP_VERIFY 1
+#endif
+#endif
 
 static struct hub_harness H;
 static struct test_token *tok;
@@ -505,6 +514,99 @@ test_hub_down(void **state)
 	hub_resp_free(&r);
 }
 
+#ifdef HAVE_SCEP_VERIFY
+/*
+ * SCEP's service-verified challenge mode: its worker threads call the ops this client
+ * registered with scep_verify_set; the calls are made on the loop and the workers wait.
+ */
+struct verify_job {
+	const struct scep_verify_ops *ops;
+	uint8_t *csr;
+	size_t len;
+	const char *txid;
+	int result;
+	char code[64], why[256];
+	int notify_ok, notify_bad;
+	volatile bool done;
+};
+
+static void *
+verify_thread(void *arg)
+{
+	struct verify_job *j = arg;
+	char *b64 = malloc(j->len * 2 + 8), body[8192];
+
+	j->result = j->ops->validate(NULL, j->csr, j->len, j->txid, "certconn-test", j->code,
+	    sizeof(j->code), j->why, sizeof(j->why));
+	EVP_EncodeBlock((unsigned char *)b64, j->csr, (int)j->len);
+	snprintf(body, sizeof(body), "{\"notification\":{\"transactionId\":\"%s\","
+	    "\"certificateRequest\":\"%s\",\"callerInfo\":\"t\",\"certificateThumbprint\":\"ab\","
+	    "\"certificateSerialNumber\":\"01\",\"certificateExpirationDateUtc\":"
+	    "\"2030-01-01T00:00:00.000Z\",\"issuingCertificateAuthority\":\"CN=x\"}}", j->txid,
+	    b64);
+	j->notify_ok = j->ops->notify(NULL, "successNotification", body, j->why, sizeof(j->why));
+	/* the same notification again (an outbox resend) is acknowledged */
+	j->notify_ok |= j->ops->notify(NULL, "successNotification", body, j->why,
+	    sizeof(j->why));
+	snprintf(body, sizeof(body), "{\"notification\":{\"transactionId\":\"%s\","
+	    "\"certificateRequest\":\"%s\",\"hResult\":1,\"errorDescription\":\"x\"}}",
+	    j->txid, b64);
+	j->notify_bad = j->ops->notify(NULL, "failureNotification", body, j->why,
+	    sizeof(j->why));
+	free(b64);
+	j->done = true;
+	return NULL;
+}
+
+static void
+test_scep_verify(void **state)
+{
+	struct verify_job j;
+	struct hub_resp r;
+	pthread_t t;
+	char ch[128];
+
+	(void)state;
+	memset(&j, 0, sizeof(j));
+	j.ops = svc_scep_verify_ops();
+	assert_non_null(j.ops);
+	assert_int_equal(hub_admin(&H, "POST", "scepChallenges", "{\"challenge\":{\"tenantId\":"
+	    "\"acme\"}}", &r), 0);
+	snprintf(ch, sizeof(ch), "%s", hub_json_str(cJSON_GetObjectItem(r.json, "value"),
+	    "challenge"));
+	hub_resp_free(&r);
+	j.csr = csr_der(ch, &j.len);
+	j.txid = "verify-tx-1";
+	assert_int_equal(pthread_create(&t, NULL, verify_thread, &j), 0);
+	RUN_UNTIL(j.done, 30000);
+	pthread_join(t, NULL);
+	assert_int_equal(j.result, SCEP_VERIFY_OK);
+	assert_int_equal(j.notify_ok, 0);
+	/* a failure after the success is refused by the hub: not acknowledged */
+	assert_int_equal(j.notify_bad, -1);
+	assert_non_null(strstr(j.why, "TransactionAlreadySucceeded"));
+	/* a refusal carries the service's code */
+	free(j.csr);
+	memset(&j, 0, sizeof(j));
+	j.ops = svc_scep_verify_ops();
+	j.csr = csr_der("not-issued", &j.len);
+	j.txid = "verify-tx-2";
+	assert_int_equal(pthread_create(&t, NULL, verify_thread, &j), 0);
+	RUN_UNTIL(j.done, 30000);
+	pthread_join(t, NULL);
+	assert_int_equal(j.result, SCEP_VERIFY_DENIED);
+	assert_string_equal(j.code, "ChallengeDecodingError");
+	free(j.csr);
+}
+#else
+static void
+test_scep_verify(void **state)
+{
+	(void)state;
+	skip();
+}
+#endif
+
 int
 main(void)
 {
@@ -512,6 +614,7 @@ main(void)
 		cmocka_unit_test(test_renew_and_health),
 		cmocka_unit_test(test_work),
 		cmocka_unit_test(test_scep),
+		cmocka_unit_test(test_scep_verify),
 		cmocka_unit_test(test_hub_down),
 	};
 
