@@ -66,9 +66,10 @@ const char *cc_ca_name(const struct cc_ca *ca);
 int cc_ca_issue(struct cc_ca *ca, const struct cc_iss_result *r, const char *profile,
     const char *txid, bool withheld, X509 **out, char *err, size_t errlen);
 
-/* A certificate for an RA key (keyUsage digitalSignature + keyEncipherment, no EKU). */
+/* A certificate for an RA key: keyUsage ku (KU_* bits; digitalSignature + keyEncipherment
+ * for an RA with one key), no EKU. */
 int cc_ca_issue_ra(struct cc_ca *ca, EVP_PKEY *pub, const X509_NAME *subject, uint32_t days,
-    X509 **out, char *err, size_t errlen);
+    uint32_t ku, X509 **out, char *err, size_t errlen);
 
 /* Marks a recorded certificate handed out (withheld false) or not. */
 int cc_ca_set_withheld(struct cc_ca *ca, const char *serial_hex, bool withheld, char *err,

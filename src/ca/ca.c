@@ -525,7 +525,7 @@ cc_ca_issue(struct cc_ca *ca, const struct cc_iss_result *r, const char *profile
 
 int
 cc_ca_issue_ra(struct cc_ca *ca, EVP_PKEY *pub, const X509_NAME *subject, uint32_t days,
-    X509 **out, char *err, size_t errlen)
+    uint32_t ku, X509 **out, char *err, size_t errlen)
 {
 	char serial[CC_CA_SERIAL_HEX_MAX];
 	time_t now = time(NULL);
@@ -536,7 +536,7 @@ cc_ca_issue_ra(struct cc_ca *ca, EVP_PKEY *pub, const X509_NAME *subject, uint32
 	    errlen);
 	if (x == NULL)
 		return -1;
-	if (add_ku(x, KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT) == -1) {
+	if (add_ku(x, ku) == -1) {
 		ca_ossl_err(err, errlen, "building the RA certificate");
 		X509_free(x);
 		return -1;

@@ -52,6 +52,7 @@ static const char *const migrations[] = {
 	"  state INTEGER NOT NULL,"
 	"  subject TEXT NOT NULL,"
 	"  spki_sha256 BLOB NOT NULL,"
+	"  signer_spki BLOB NOT NULL,"
 	"  csr BLOB NOT NULL,"
 	"  created INTEGER NOT NULL,"
 	"  updated INTEGER NOT NULL,"

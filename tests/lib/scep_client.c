@@ -283,6 +283,18 @@ sc_reply_free(struct sc_reply *r)
 
 /* ---- the client ---- */
 
+static int
+sc_do(struct sc_client *c, const char *url, const uint8_t *body, size_t len,
+    struct sc_reply *r)
+{
+	if (c->transport != NULL) {
+		memset(r, 0, sizeof(*r));
+		r->fail_info = -1;
+		return c->transport(c->transport_arg, url, body, len, r);
+	}
+	return sc_http(url, body, len, c->timeout_s, r);
+}
+
 void
 sc_client_init(struct sc_client *c, const char *url)
 {
@@ -314,14 +326,16 @@ sc_get_caps(struct sc_client *c)
 {
 	struct sc_reply r;
 	char url[600];
+	long status;
 
-	if (op_url(c, "GetCACaps", url, sizeof(url)) == -1 || sc_http(url, NULL, 0,
-	    c->timeout_s, &r) == -1)
+	if (op_url(c, "GetCACaps", url, sizeof(url)) == -1 || sc_do(c, url, NULL, 0, &r) == -1)
 		return -1;
+	status = r.http_status;
+
 	snprintf(c->caps, sizeof(c->caps), "%.*s", (int)r.body_len,
 	    r.body != NULL ? (char *)r.body : "");
 	sc_reply_free(&r);
-	return r.http_status == 200 ? 0 : -1;
+	return status == 200 ? 0 : -1;
 }
 
 static STACK_OF(X509) *
@@ -344,8 +358,7 @@ sc_get_ca_cert(struct sc_client *c)
 	char url[600];
 	int ret = -1;
 
-	if (op_url(c, "GetCACert", url, sizeof(url)) == -1 || sc_http(url, NULL, 0,
-	    c->timeout_s, &r) == -1)
+	if (op_url(c, "GetCACert", url, sizeof(url)) == -1 || sc_do(c, url, NULL, 0, &r) == -1)
 		return -1;
 	sk_X509_pop_free(c->ca_certs, X509_free);
 	c->ca_certs = NULL;
@@ -418,6 +431,10 @@ static int
 add_attr(CMS_SignerInfo *si, const char *oid, int type, const void *data, int len)
 {
 	ASN1_OBJECT *o = OBJ_txt2obj(oid, 1);
+
+	/* len -1 would make OpenSSL take data for an ASN1_STRING: strings pass their length */
+	if (len < 0)
+		len = (int)strlen(data);
 	int r = o != NULL && CMS_signed_add1_attr_by_OBJ(si, o, type, data, len) == 1 ? 0 : -1;
 
 	ASN1_OBJECT_free(o);
@@ -597,7 +614,7 @@ parse_certrep(struct sc_client *c, struct sc_req *q, struct sc_reply *r)
 	if (c->ra_sign != NULL)
 		sk_X509_push(ra, c->ra_sign);
 	if (CMS_is_detached(cms))
-		empty = BIO_new(BIO_s_mem());
+		empty = BIO_new_mem_buf("", 0); /* FAILURE and PENDING sign an empty content */
 	r->signature_ok = CMS_verify(cms, ra, NULL, empty, content,
 	    CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) == 1;
 	if (r->signature_ok) {
@@ -717,7 +734,7 @@ sc_pkioperation(struct sc_client *c, struct sc_req *q, struct sc_reply *r)
 		if (esc == NULL || url == NULL)
 			goto get_out;
 		sprintf(url, "%s?operation=PKIOperation&message=%s", c->url, esc);
-		ret = sc_http(url, NULL, 0, c->timeout_s, r);
+		ret = sc_do(c, url, NULL, 0, r);
 get_out:
 		curl_free(esc);
 		free(b64);
@@ -731,7 +748,7 @@ get_out:
 		if (body != NULL && url != NULL) {
 			memcpy(body, msg, (size_t)len);
 			sprintf(url, "%s?operation=PKIOperation", c->url);
-			ret = sc_http(url, body, blen, c->timeout_s, r);
+			ret = sc_do(c, url, body, blen, r);
 		}
 	}
 	if (ret == 0 && r->http_status == 200 &&
@@ -782,9 +799,13 @@ sc_renewalreq(struct sc_client *c, EVP_PKEY *k, X509 *old, X509_REQ *csr, const 
 	size_t len = 0;
 	int ret;
 
+	char def[65];
+
+	/* the default transactionID names the new key, not the old certificate's */
+	sc_txid(X509_REQ_get0_pubkey(csr), def);
 	if (sc_csr_der(csr, &der, &len) == -1)
 		return -1;
-	ret = simple_req(c, SC_MSG_RENEWALREQ, k, old, der, len, txid, r);
+	ret = simple_req(c, SC_MSG_RENEWALREQ, k, old, der, len, txid != NULL ? txid : def, r);
 	free(der);
 	return ret;
 }
@@ -872,7 +893,7 @@ sc_get_next_ca_cert(struct sc_client *c, struct sc_reply *r)
 	BIO *out = BIO_new(BIO_s_mem());
 
 	if (op_url(c, "GetNextCACert", url, sizeof(url)) == -1 ||
-	    sc_http(url, NULL, 0, c->timeout_s, r) == -1) {
+	    sc_do(c, url, NULL, 0, r) == -1) {
 		sk_X509_free(ra);
 		BIO_free(out);
 		return -1;

@@ -57,6 +57,8 @@ int sc_csr_der(X509_REQ *r, uint8_t **der, size_t *len);
 #define SC_FAIL_BADTIME 3
 #define SC_FAIL_BADCERTID 4
 
+struct sc_reply;
+
 struct sc_client {
 	char url[512];             /* http://host:port/scep or .../scep/<profile> */
 	STACK_OF(X509) *ca_certs;  /* from GetCACert */
@@ -71,6 +73,11 @@ struct sc_client {
 	bool oaep;                 /* RSA-OAEP key transport instead of PKCS#1 v1.5 */
 	bool use_get;              /* PKIOperation by GET ?message=base64 */
 	long timeout_s;            /* HTTP timeout, default 30 */
+	/* Instead of HTTP (unit tests drive a server in-process): called with the URL (query
+	 * included) and the POST body (NULL for GET); fills http_status, content_type, body. */
+	int (*transport)(void *arg, const char *url, const uint8_t *body, size_t len,
+	    struct sc_reply *r);
+	void *transport_arg;
 };
 
 struct sc_reply {
