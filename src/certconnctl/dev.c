@@ -32,6 +32,7 @@
 #include "certconn/event.h"
 #include "certconn/util.h"
 #include "ctl.h"
+#include "ctl_ca.h"
 #include "hsm.h"
 
 #define DEV_MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -238,6 +239,8 @@ write_config(struct dev *d, const char *cfgpath, const struct hsm_role_result *r
 	cJSON_AddStringToObject(o, "tls_cert", path(d->p[0], d->dir, "tls.pem"));
 	cJSON_AddNumberToObject(o, "keys_channels", 2);
 	(void)dev_hub_config(d->dir, o); /* net.service for the dev hub (dev_hub.c) */
+	if (dev_scep_config(d->dir, o) == -1) /* net.ca and net.scep (dev_scep.c) */
+		return -1;
 
 	text = cJSON_Print(root);
 	cJSON_Delete(root);
@@ -628,6 +631,8 @@ dev_demo(struct dev *d)
 		(void)ctl_debug(cfg.daemon.control_socket, CC_CHAN_OPERATIONAL,
 		    (cfg.log.debug_mask & CC_CHAN_OPERATIONAL) != 0);
 	}
+	if (ret == 0)
+		ret = dev_scep_demo(cfgpath, d->dir); /* a device enrolls by SCEP (dev_scep.c) */
 	usleep(200000); /* the parent writes the children's events asynchronously */
 	printf("== events written to %s\n", cfg.log.dir);
 	print_events(cfg.log.dir, t0);
