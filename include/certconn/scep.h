@@ -160,7 +160,9 @@ int scep_txn_get(struct cc_ca *ca, const char *profile, const char *txid, struct
  * ambiguous (err says which). */
 int scep_txn_find(struct cc_ca *ca, const char *txid, struct scep_txn *t, char *err,
     size_t errlen);
-int scep_txn_insert(struct cc_ca *ca, const struct scep_txn *t, char *err, size_t errlen);
+/* A new transaction; replace: overwrite one with the same profile and txid (a renewal). */
+int scep_txn_insert(struct cc_ca *ca, const struct scep_txn *t, bool replace, char *err,
+    size_t errlen);
 /*
  * Moves a transaction to state (with serial and reason, each may be NULL) when it is in
  * state from (-1: any). 1 moved, 0 not in state from (or absent), -1 error.

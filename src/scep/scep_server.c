@@ -926,6 +926,16 @@ check_renewal(struct op *c, const X509_NAME *new_subject, int *fail, char *why, 
 	return 0;
 }
 
+/* Is the request's signer the certificate with this serial? */
+static bool
+signer_is(struct op *c, const char *serial)
+{
+	char hex[CC_CA_SERIAL_HEX_MAX];
+
+	return serial[0] != '\0' && cc_ca_serial_hex(X509_get0_serialNumber(c->m.signer),
+	    hex) == 0 && strcmp(hex, serial) == 0;
+}
+
 static int
 ours(struct op *c, X509 *x)
 {
@@ -945,7 +955,7 @@ op_enroll(struct op *c)
 	EVP_PKEY *ck;
 	struct cc_iss_result ir = { 0 };
 	struct scep_txn t = { 0 }, old = { 0 };
-	bool renewal = false, self;
+	bool renewal = false, self, replace = false;
 	char why[512];
 	int fail = SCEP_FAIL_BADREQUEST, r;
 
@@ -991,7 +1001,14 @@ op_enroll(struct op *c)
 		http_text(c->resp, 503, "the request cannot be processed now");
 		goto out;
 	}
-	if (r == 1) {
+	if (r == 1 && renewal && old.state == SCEP_TXN_ISSUED && signer_is(c, old.serial)) {
+		/*
+		 * Renewing the very certificate this transaction issued: clients that keep their
+		 * key keep their transactionID too (certmonger derives it from the key), so this
+		 * is a new issuance under the same transaction, not a retransmission.
+		 */
+		replace = true;
+	} else if (r == 1) {
 		if (memcmp(old.spki, t.spki, sizeof(t.spki)) != 0)
 			fail_reply(c, SCEP_FAIL_BADREQUEST, "the transactionID was used for another "
 			    "key");
@@ -1026,7 +1043,7 @@ op_enroll(struct op *c)
 	t.csr = c->m.content;
 	t.csr_len = c->m.content_len;
 	t.created = t.updated = c->now;
-	if (scep_txn_insert(c->s->o.ca, &t, why, sizeof(why)) == -1) {
+	if (scep_txn_insert(c->s->o.ca, &t, replace, why, sizeof(why)) == -1) {
 		/* the same transaction arriving twice at once: the other one answers it */
 		cc_log_err("SCEP: %s", why);
 		http_text(c->resp, 503, "the request cannot be processed now");

@@ -165,13 +165,16 @@ out:
 }
 
 int
-scep_txn_insert(struct cc_ca *ca, const struct scep_txn *t, char *err, size_t errlen)
+scep_txn_insert(struct cc_ca *ca, const struct scep_txn *t, bool replace, char *err,
+    size_t errlen)
 {
 	sqlite3 *db = cc_ca_db_lock(ca);
 	sqlite3_stmt *st = NULL;
 	int r = -1;
 
-	if (sqlite3_prepare_v2(db, "INSERT INTO scep_txn (txid, profile, state, subject, "
+	if (sqlite3_prepare_v2(db, replace ? "INSERT OR REPLACE INTO scep_txn (txid, profile, "
+	    "state, subject, spki_sha256, signer_spki, created, updated, serial, reason, csr) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" : "INSERT INTO scep_txn (txid, profile, state, subject, "
 	    "spki_sha256, signer_spki, created, updated, serial, reason, csr) VALUES "
 	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
 		db_err(db, err, errlen, "recording a transaction");

@@ -764,6 +764,25 @@ test_renewal(void **state)
 	assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(n.certs, 0)), k2), 1);
 	sc_reply_free(&n);
 
+	/* certmonger's way: a PKCSReq with the same key (so the same transactionID), signed by
+	 * the certificate it renews: a new certificate; its retransmission gets that one again */
+	{
+		X509_REQ *same = sc_csr(d.key, "CN=dev-renew,O=Example", NULL, NULL);
+		struct sc_reply n2;
+
+		assert_int_equal(sc_pkcsreq(&c, d.key, r.cert, same, NULL, &n), 0);
+		assert_int_equal(n.pki_status, SC_STATUS_SUCCESS);
+		assert_non_null(n.cert);
+		assert_int_not_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(n.cert),
+		    X509_get0_serialNumber(r.cert)), 0);
+		assert_int_equal(sc_pkcsreq(&c, d.key, r.cert, same, NULL, &n2), 0);
+		assert_int_equal(n2.pki_status, SC_STATUS_SUCCESS);
+		assert_int_equal(X509_cmp(n.cert, n2.cert), 0);
+		sc_reply_free(&n2);
+		sc_reply_free(&n);
+		X509_REQ_free(same);
+	}
+
 	/* for another subject */
 	other = sc_csr(k2, "CN=someone-else,O=Example", NULL, NULL);
 	assert_int_equal(sc_renewalreq(&c, d.key, r.cert, other, "renew-other", &n), 0);
