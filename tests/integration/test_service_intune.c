@@ -31,6 +31,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -332,6 +333,8 @@ standin_start(void)
 	struct sockaddr_in sin;
 	socklen_t sl = sizeof(sin);
 
+	/* The stand-in's loop runs in its own thread and is stopped from this one. */
+	evthread_use_pthreads();
 	make_certs(&k, &x);
 	SI.ssl = SSL_CTX_new(TLS_server_method());
 	SSL_CTX_set_min_proto_version(SI.ssl, TLS1_2_VERSION);
