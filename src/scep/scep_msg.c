@@ -526,10 +526,14 @@ scep_certrep_build(const struct scep_reply *r, X509 *ra_cert, EVP_PKEY *ra_key,
 		}
 		data = BIO_new_mem_buf(envder, (int)envlen);
 	} else {
-		data = BIO_new_mem_buf("", 0); /* no content: FAILURE and PENDING carry none */
+		data = BIO_new_mem_buf("", 0);
 	}
-	cms = CMS_sign_ex(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY |
-	    (r->status == SCEP_SUCCESS ? 0 : CMS_DETACHED), libctx, NULL);
+	/*
+	 * FAILURE and PENDING carry no envelope; their content is present but empty rather
+	 * than absent, because clients on OpenSSL's PKCS7_verify (certmonger) refuse a
+	 * SignedData without content ("no content").
+	 */
+	cms = CMS_sign_ex(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY, libctx, NULL);
 	if (data == NULL || cms == NULL) {
 		why_set(why, whylen, "cannot build the CertRep");
 		goto out;
