@@ -129,6 +129,7 @@ run_hub(const char *const *args, char *out, size_t outlen, const char *log)
 					dup2(fd, 1);
 			}
 		}
+		close_range(3, ~0U, 0); /* nothing of ours leaks into the hub */
 		execvp(argv[0], (char *const *)argv);
 		fprintf(stderr, "certconnctl: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -339,6 +340,8 @@ hub_start(const char *dir)
 		if (lfd == -1 || nfd == -1 || dup2(nfd, 0) == -1 || dup2(lfd, 1) == -1 ||
 		    dup2(lfd, 2) == -1)
 			_exit(127);
+		/* The hub outlives us: it must not hold our caller's descriptors open. */
+		close_range(3, ~0U, 0);
 		execlp(exe, exe, "serve", "-c", conf, "--ready-file", ready, (char *)NULL);
 		_exit(127);
 	}
