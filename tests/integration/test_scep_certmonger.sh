@@ -151,5 +151,13 @@ import json,sys
 ev=[json.loads(l) for l in open('$L/operational.jsonl')]
 sys.exit(0 if all(e.get('correlationId') for e in ev if e['id']==4003) else 1)"
 
+# 7. A clean stop, and no sanitizer report from any role (Asan builds).
+check "dev down" "$CERTCONNCTL" dev down --dir "$D"
+if grep -qE "Sanitizer|runtime error|killed by signal" "$D/certconnd.log"; then
+	bad "certconnd.log has a sanitizer report or a killed role"
+else
+	ok "no sanitizer report, no killed role"
+fi
+
 echo "# $pass passed, $fail failed"
 [ "$fail" = 0 ]
