@@ -9,7 +9,8 @@
  * config. Checked: discovery and tokens, SCEP validation and both notifications (Success and
  * refusal codes), a 401 (new token, one more try), two 401s (failure), 500s (retried with
  * backoff), a 500 that does not stop (failure after the attempts), a bad client secret, a
- * service missing from discovery, revocation download and upload.
+ * service missing from discovery, revocation download and upload, and every call through an
+ * authenticating HTTP proxy (and around it, for the no-proxy list).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -20,8 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/queue.h>
 #include <cmocka.h>
 
@@ -62,7 +66,7 @@ static struct {
 	bool revocations_given;
 } SI;
 
-static char dir[256], ca_path[300], secret_path[300], graph_scope[160];
+static char dir[256], ca_path[300], secret_path[300], graph_scope[160], pw_path[300];
 
 #define TENANT "contoso.onmicrosoft.com"
 #define CLIENT_ID "11111111-2222-3333-4444-555555555555"
@@ -386,6 +390,10 @@ setup(void **state)
 	f = fopen(secret_path, "w");
 	fprintf(f, "%s\n", CLIENT_SECRET);
 	fclose(f);
+	snprintf(pw_path, sizeof(pw_path), "%s/proxy-password", dir);
+	f = fopen(pw_path, "w");
+	fprintf(f, "p\n");
+	fclose(f);
 	standin_start();
 	snprintf(urls[0], sizeof(urls[0]), "https://127.0.0.1:%d", SI.port);
 	snprintf(urls[1], sizeof(urls[1]), "https://127.0.0.1:%d/graph", SI.port);
@@ -702,6 +710,177 @@ test_revocation(void **state)
 	with_service(revocation_flow);
 }
 
+/* ---- proxy ---- */
+
+/*
+ * A CONNECT proxy for the test: one connection at a time per thread, the request line and
+ * headers read up to the blank line, Basic credentials checked, then bytes copied both ways.
+ */
+static struct {
+	int lfd, port;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	int connects, refused;
+	char last_target[128];
+	volatile bool stop;
+} PX;
+
+static void
+px_splice(int a, int b)
+{
+	struct pollfd p[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
+	char buf[16384];
+
+	for (;;) {
+		if (poll(p, 2, 10000) <= 0)
+			return;
+		for (int i = 0; i < 2; i++) {
+			ssize_t n;
+			if (!(p[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			n = read(p[i].fd, buf, sizeof(buf));
+			if (n <= 0 || write(p[1 - i].fd, buf, (size_t)n) != n)
+				return;
+		}
+	}
+}
+
+static void *
+px_conn(void *arg)
+{
+	int c = (int)(intptr_t)arg, u = -1;
+	char req[4096], host[100];
+	size_t n = 0;
+	unsigned port;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+
+again:
+	n = 0;
+	while (n + 1 < sizeof(req) && (n < 4 || memcmp(req + n - 4, "\r\n\r\n", 4) != 0)) {
+		ssize_t r = read(c, req + n, 1);
+		if (r <= 0)
+			goto out;
+		n += (size_t)r;
+	}
+	req[n] = '\0';
+	/* "Basic dTpw" is u:p. Without it: 407, and the connection stays open for the retry
+	 * with credentials, as a real proxy does. */
+	if (strstr(req, "Proxy-Authorization: Basic dTpw\r\n") == NULL) {
+		pthread_mutex_lock(&PX.mu);
+		PX.refused++;
+		pthread_mutex_unlock(&PX.mu);
+		dprintf(c, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic "
+		    "realm=\"t\"\r\nContent-Length: 0\r\n\r\n");
+		goto again;
+	}
+	if (sscanf(req, "CONNECT %99[^:]:%u HTTP/1.1", host, &port) != 2) {
+		dprintf(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+		goto out;
+	}
+	pthread_mutex_lock(&PX.mu);
+	PX.connects++;
+	snprintf(PX.last_target, sizeof(PX.last_target), "%s:%u", host, port);
+	pthread_mutex_unlock(&PX.mu);
+	u = socket(AF_INET, SOCK_STREAM, 0);
+	sin.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, host, &sin.sin_addr);
+	if (connect(u, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+		dprintf(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+		goto out;
+	}
+	dprintf(c, "HTTP/1.1 200 Connection established\r\n\r\n");
+	px_splice(c, u);
+out:
+	if (u != -1)
+		close(u);
+	close(c);
+	return NULL;
+}
+
+static void *
+px_accept(void *arg)
+{
+	(void)arg;
+	while (!PX.stop) {
+		struct pollfd p = { PX.lfd, POLLIN, 0 };
+		pthread_t t;
+		int c;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		c = accept(PX.lfd, NULL, NULL);
+		if (c == -1)
+			continue;
+		pthread_create(&t, NULL, px_conn, (void *)(intptr_t)c);
+		pthread_detach(t);
+	}
+	return NULL;
+}
+
+static void
+proxy_flow(void)
+{
+	struct outcome r;
+
+	validate("ok-proxied", &r);
+	assert_int_equal(r.out, SERVICE_OK);
+	pthread_mutex_lock(&PX.mu);
+	/* Entra ID, Graph and Intune all went through it, to the stand-in */
+	assert_true(PX.connects >= 1);
+	{
+		char want[64];
+		snprintf(want, sizeof(want), "127.0.0.1:%d", SI.port);
+		assert_string_equal(PX.last_target, want);
+	}
+	pthread_mutex_unlock(&PX.mu);
+}
+
+static void
+no_proxy_flow(void)
+{
+	struct outcome r;
+
+	validate("ok-direct", &r);
+	assert_int_equal(r.out, SERVICE_OK);
+}
+
+static void
+test_proxy(void **state)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sin);
+	char url[64];
+	int connects;
+
+	(void)state;
+	pthread_mutex_init(&PX.mu, NULL);
+	PX.lfd = socket(AF_INET, SOCK_STREAM, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(PX.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(PX.lfd, 16), 0);
+	getsockname(PX.lfd, (struct sockaddr *)&sin, &sl);
+	PX.port = ntohs(sin.sin_port);
+	assert_int_equal(pthread_create(&PX.thread, NULL, px_accept, NULL), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", PX.port);
+	svc.proxy_url = url;
+	svc.proxy_username = (char *)"u";
+	svc.proxy_password_file = pw_path;
+	with_service(proxy_flow);
+	/* the no-proxy list wins */
+	pthread_mutex_lock(&PX.mu);
+	connects = PX.connects;
+	pthread_mutex_unlock(&PX.mu);
+	svc.no_proxy = (char *)"127.0.0.1";
+	with_service(no_proxy_flow);
+	pthread_mutex_lock(&PX.mu);
+	assert_int_equal(PX.connects, connects);
+	pthread_mutex_unlock(&PX.mu);
+	svc.proxy_url = svc.proxy_username = svc.proxy_password_file = svc.no_proxy = NULL;
+	PX.stop = true;
+	pthread_join(PX.thread, NULL);
+	close(PX.lfd);
+}
+
 int
 main(void)
 {
@@ -709,6 +888,7 @@ main(void)
 		cmocka_unit_test(test_scep),
 		cmocka_unit_test(test_bad_secret),
 		cmocka_unit_test(test_missing_service),
+		cmocka_unit_test(test_proxy),
 		cmocka_unit_test(test_revocation),
 	};
 
