@@ -43,8 +43,10 @@ get_path(struct cc_jck *j, const struct cc_jnode *obj, const char *key, bool req
 	struct cc_jnode m;
 	struct stat st;
 
-	if (get_str(j, obj, key, NULL, required, out) == -1 || *out == NULL)
-		return *out == NULL && !required ? 0 : -1;
+	if (get_str(j, obj, key, NULL, required, out) == -1)
+		return -1;
+	if (*out == NULL)
+		return 0;   /* optional and absent */
 	cc_jck_member(obj, key, &m);
 	if ((*out)[0] != '/')
 		return cc_jck_fail(j, &m, "must be an absolute path");

@@ -74,7 +74,6 @@ request_cb(struct evhttp_request *req, void *arg)
 	struct hub_call c;
 	struct hub_reply r;
 	char ra[16];
-	uint64_t t0 = 0;
 
 	memset(&c, 0, sizeof(c));
 	switch (evhttp_request_get_command(req)) {
@@ -95,7 +94,6 @@ request_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	peer_of(req, &c.peer);
-	(void)t0;
 	hub_handle(s->h, &c, &r);
 	evhttp_add_header(out, "Content-Type", "application/json");
 	evhttp_add_header(out, "Cache-Control", "no-store");
