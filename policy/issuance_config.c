@@ -91,7 +91,12 @@ curve_bit(const char *s)
 static int
 attr_oid(const char *s, char *oid, size_t len)
 {
-	ASN1_OBJECT *o = OBJ_txt2obj(s, 0);
+	ASN1_OBJECT *o;
+
+	/* PKCS#9's name, which OpenSSL calls extReq */
+	if (strcmp(s, "extensionRequest") == 0)
+		s = "1.2.840.113549.1.9.14";
+	o = OBJ_txt2obj(s, 0);
 	int n;
 
 	if (o == NULL)
