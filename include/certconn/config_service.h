@@ -11,7 +11,9 @@
  *     "client_cert": "/var/lib/certconn/net/service/client.pem",
  *                                                  hub: the client certificate that
  *                                                  `certconnctl register` stores (default
- *                                                  <net.state_dir>/service/client.pem)
+ *                                                  <net.state_dir>/service/client.pem);
+ *                                                  keep it under net.state_dir: net's
+ *                                                  sandbox reads and writes only there
  *     "client_key_role": "client",                 hub: the key role of that certificate
  *     "features": ["pkcs", "revoke"],              what this connector serves
  *     "health_interval_s": 60, "poll_interval_s": 30, "timeout_s": 30,

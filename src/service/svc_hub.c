@@ -672,6 +672,13 @@ cert_dir(struct net_ctx *ctx)
 	struct stat st;
 
 	if (HB.cf->client_cert != NULL) {
+		size_t sl = strlen(ctx->conf->state_dir);
+
+		if (strncmp(HB.cf->client_cert, ctx->conf->state_dir, sl) != 0 ||
+		    HB.cf->client_cert[sl] != '/')
+			cc_log_warn("service: %s is outside net's state directory %s: net's sandbox "
+			    "will not let it read a certificate registered later, nor renew it",
+			    HB.cf->client_cert, ctx->conf->state_dir);
 		snprintf(HB.cert_path, sizeof(HB.cert_path), "%s", HB.cf->client_cert);
 		snprintf(dir, sizeof(dir), "%s", HB.cf->client_cert);
 		slash = strrchr(dir, '/');
