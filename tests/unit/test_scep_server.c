@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -26,6 +27,7 @@
 
 #include "certconn/ca.h"
 #include "certconn/config.h"
+#include "certconn/event.h"
 #include "certconn/scep.h"
 #include "scep_client.h"
 #include "scep_verify.h"
@@ -43,6 +45,44 @@ struct fx {
 };
 
 static struct fx *F;
+
+/* Events emitted by the server, captured (the forwarder is what net installs). */
+#define EV_MAX 4096
+static struct {
+	pthread_mutex_t lock;
+	uint32_t id[EV_MAX];
+	char corr[EV_MAX][72];
+	size_t n;
+} EV = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int
+ev_capture(const struct cc_event_msg *m, void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&EV.lock);
+	if (EV.n < EV_MAX) {
+		EV.id[EV.n] = m->id;
+		snprintf(EV.corr[EV.n], sizeof(EV.corr[0]), "%s", m->correlation_id != NULL ?
+		    m->correlation_id : "");
+		EV.n++;
+	}
+	pthread_mutex_unlock(&EV.lock);
+	return 0;
+}
+
+/* How many events id with correlation id corr (NULL: any) were emitted. */
+static int
+ev_count(uint32_t id, const char *corr)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&EV.lock);
+	for (size_t i = 0; i < EV.n; i++)
+		if (EV.id[i] == id && (corr == NULL || strcmp(EV.corr[i], corr) == 0))
+			n++;
+	pthread_mutex_unlock(&EV.lock);
+	return n;
+}
 
 static X509 *
 make_ca_cert(EVP_PKEY *k)
@@ -131,6 +171,8 @@ static const char *config_fmt =
     "  \"service\": {\"challenge\": {\"mode\": \"service\"}}"
     " }}}";
 
+static STACK_OF(X509) *next_ca;
+
 static int
 start_server(struct fx *f)
 {
@@ -144,6 +186,7 @@ start_server(struct fx *f)
 	o.state_dir = f->dir;
 	o.ra_subject = "CN=Test RA,O=certconn";
 	o.ra_validity_days = 365;
+	o.next_ca = next_ca;
 	if (scep_server_new(&o, &f->srv, err, sizeof(err)) == -1) {
 		fprintf(stderr, "scep_server_new: %s\n", err);
 		return -1;
@@ -190,6 +233,8 @@ setup(void **state)
 	}
 	if (start_server(f) == -1)
 		return -1;
+	EV.n = 0;
+	cc_event_set_forward(ev_capture, NULL);
 	F = f;
 	*state = f;
 	return 0;
@@ -201,6 +246,7 @@ teardown(void **state)
 	struct fx *f = *state;
 
 	scep_verify_set(NULL, NULL);
+	cc_event_set_forward(NULL, NULL);
 	scep_server_free(f->srv);
 	cc_ca_close(f->ca);
 	cc_config_net_free(&f->conf);
@@ -405,6 +451,13 @@ test_pkcsreq_static(void **state)
 		assert_int_equal(days, 30);
 		assert_int_equal(secs, 300);
 	}
+
+	/* events, with the transactionID as correlation id */
+	assert_int_equal(ev_count(CC_EV_SCEP_REQUEST_RECEIVED, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_VERIFY_SUCCESS, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_ISSUED_SUCCESS, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_REQUEST_SUCCESS, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_REQUEST_ISSUED_FAILURE, NULL), 0);
 
 	/* a retransmission (new nonce, same transaction and key) gets the same certificate */
 	assert_int_equal(sc_pkcsreq(&c, d.key, d.self, d.csr, NULL, &r2), 0);
@@ -956,6 +1009,9 @@ test_service_mode(void **state)
 	assert_non_null(strstr(ds.last_json, "\"certificateThumbprint\":"));
 	assert_non_null(strstr(ds.last_json, "\"certificateSerialNumber\":"));
 	assert_int_equal(outbox_files(f), 0);
+	sc_txid(d.key, txid);
+	assert_int_equal(ev_count(CC_EV_SCEP_NOTIFY_SUCCESS, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_REQUEST_SUCCESS, txid), 1);
 	sc_reply_free(&r);
 	device_free(&d);
 
@@ -965,6 +1021,10 @@ test_service_mode(void **state)
 	assert_int_equal(sc_pkcsreq(&c, d.key, d.self, d.csr, NULL, &r), 0);
 	assert_failure(&r, SC_FAIL_BADREQUEST, "ChallengeExpired");
 	assert_int_equal(ds.notifications, 1);
+	sc_txid(d.key, txid);
+	assert_int_equal(ev_count(CC_EV_SCEP_VERIFY_FAILURE, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_REQUEST_ISSUED_FAILURE, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_ISSUED_SUCCESS, txid), 0);
 	sc_reply_free(&r);
 	device_free(&d);
 
@@ -979,6 +1039,10 @@ test_service_mode(void **state)
 	assert_null(r.cert);
 	sc_reply_free(&r);
 	assert_int_equal(outbox_files(f), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_ISSUED_SUCCESS, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_NOTIFY_ATTEMPT_FAILED, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_REQUEST_UPLOAD_FAILURE, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_REQUEST_SUCCESS, txid), 0);
 	assert_int_equal(scep_txn_get(f->ca, "service", txid, &t, err, sizeof(err)), 1);
 	assert_int_equal(t.state, SCEP_TXN_NOTIFYING);
 	free(t.csr);
@@ -1007,6 +1071,8 @@ test_service_mode(void **state)
 	scep_server_tick(f->srv, time(NULL));
 	assert_int_equal(outbox_files(f), 0);
 	assert_string_equal(ds.last_kind, "successNotification");
+	assert_int_equal(ev_count(CC_EV_SCEP_NOTIFY_SUCCESS, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_REQUEST_SUCCESS, txid), 1);
 	assert_int_equal(sc_certpoll(&c, d.key, d.self, X509_REQ_get_subject_name(d.csr), NULL,
 	    &r), 0);
 	assert_int_equal(r.pki_status, SC_STATUS_SUCCESS);
@@ -1029,6 +1095,8 @@ test_service_mode(void **state)
 	assert_int_equal(sc_pkcsreq(&c, d.key, d.self, d.csr, NULL, &r), 0);
 	assert_failure(&r, SC_FAIL_BADREQUEST, "cannot be completed");
 	sc_reply_free(&r);
+	assert_int_equal(ev_count(CC_EV_SCEP_NOTIFY_SAVE_TO_DISK_FAILED, txid), 1);
+	assert_int_equal(ev_count(CC_EV_SCEP_REQUEST_UPLOAD_FAILURE, txid), 1);
 	assert_int_equal(scep_txn_get(f->ca, "service", txid, &t, err, sizeof(err)), 1);
 	assert_int_equal(t.state, SCEP_TXN_FAILED);
 	free(t.csr);
@@ -1038,6 +1106,55 @@ test_service_mode(void **state)
 	device_free(&d);
 	scep_verify_set(NULL, NULL);
 	sc_client_free(&c);
+}
+
+static void
+test_policy_refusal_and_next_ca(void **state)
+{
+	struct fx *f = *state;
+	struct sc_client c;
+	struct sc_reply r;
+	struct device d;
+	EVP_PKEY *k = sc_key_ec("P-256");
+	X509 *next;
+
+	/* a key the profile does not allow: FAILURE, event 4007 */
+	client(f, &c, NULL);
+	d.key = sc_key_rsa(1024);
+	d.self = sc_selfsigned(d.key, "CN=small-key", 1);
+	d.csr = sc_csr(d.key, "CN=small-key", "s3cret-static", NULL);
+	assert_int_equal(sc_pkcsreq(&c, d.key, d.self, d.csr, NULL, &r), 0);
+	assert_failure(&r, SC_FAIL_BADREQUEST, "at least 2048 bits");
+	sc_reply_free(&r);
+	{
+		char txid[65];
+		sc_txid(d.key, txid);
+		assert_int_equal(ev_count(CC_EV_SCEP_ISSUED_FAILURE, txid), 1);
+		assert_int_equal(ev_count(CC_EV_SCEP_REQUEST_ISSUED_FAILURE, txid), 1);
+	}
+	device_free(&d);
+	sc_client_free(&c);
+
+	/* GetNextCACert: offered in GetCACaps once there is a next CA, signed by the RA */
+	next = make_ca_cert(k);
+	next_ca = sk_X509_new_null();
+	sk_X509_push(next_ca, next);
+	scep_server_free(f->srv);
+	assert_int_equal(start_server(f), 0);
+	client(f, &c, NULL);
+	assert_int_equal(sc_get_caps(&c), 0);
+	assert_non_null(strstr(c.caps, "GetNextCACert\n"));
+	assert_int_equal(sc_get_next_ca_cert(&c, &r), 0);
+	assert_int_equal(r.http_status, 200);
+	assert_string_equal(r.content_type, "application/x-x509-next-ca-cert");
+	assert_true(r.signature_ok);
+	assert_non_null(r.certs);
+	assert_int_equal(X509_cmp(sk_X509_value(r.certs, 0), next), 0);
+	sc_reply_free(&r);
+	sc_client_free(&c);
+	sk_X509_pop_free(next_ca, X509_free);
+	next_ca = NULL;
+	EVP_PKEY_free(k);
 }
 
 static void
@@ -1077,6 +1194,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_renewal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_variants, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_mode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policy_refusal_and_next_ca, setup, teardown),
 		cmocka_unit_test(test_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
