@@ -708,6 +708,13 @@ out:
 	CMS_ContentInfo_free(cms);
 }
 
+void
+sc_parse_certrep(struct sc_client *c, struct sc_req *q, struct sc_reply *r)
+{
+	r->fail_info = -1;
+	parse_certrep(c, q, r);
+}
+
 int
 sc_pkioperation(struct sc_client *c, struct sc_req *q, struct sc_reply *r)
 {

@@ -137,6 +137,10 @@ struct sc_req {
 /* Sends req and parses the CertRep (decrypting with req->key). 0 when an HTTP answer came. */
 int sc_pkioperation(struct sc_client *c, struct sc_req *req, struct sc_reply *r);
 
+/* Reads the CertRep in r->body (http_status 200, content type application/x-pki-message),
+ * decrypting with req->key and req->cert; fills the rest of r. */
+void sc_parse_certrep(struct sc_client *c, struct sc_req *req, struct sc_reply *r);
+
 /* The common ones. txid NULL: the default. */
 int sc_pkcsreq(struct sc_client *c, EVP_PKEY *k, X509 *signer, X509_REQ *csr,
     const char *txid, struct sc_reply *r);
