@@ -541,6 +541,8 @@ both_gone(void)
 	struct timeval tv = { 0, 0 };
 	unsigned backoff;
 
+	/* The pair is gone: the SIGKILL deadline of stopping it must not hit the next pair. */
+	evtimer_del(P.kill_ev);
 	child_reset(&P.net);
 	child_reset(&P.keys);
 	if (P.stopping) {

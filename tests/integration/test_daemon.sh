@@ -68,7 +68,7 @@ ok "certconnctl dev up"
 for k in scep_url softhsm2_conf token_label pin_file ca_cert log_dir; do
 	check "dev.json has $k" test -n "$(json "$D/dev.json" "d['$k']")"
 done
-check "dev.json hub_url is null (no hub yet)" test "$(json "$D/dev.json" "d['hub_url']")" = None
+check "dev.json hub_url names the dev hub" bash -c "grep -Eq '^https://(127.0.0.1|localhost):[0-9]+' <<<'$(json "$D/dev.json" "d['hub_url']")'"
 PARENT=$(json "$D/dev.json" "d['pids']['parent']")
 NET=$(json "$D/dev.json" "d['pids']['net']")
 KEYS=$(json "$D/dev.json" "d['pids']['keys']")
