@@ -101,6 +101,7 @@ struct cc_config_net {
 	struct cc_config_scep *scep;       /* "net.scep": SCEP endpoint and profiles */
 	struct cc_config_ca *ca;           /* "net.ca": the CA backend (local CA) */
 	struct cc_config_service *service; /* "net.service": the upstream service client */
+	struct cc_config_flows *flows;     /* "net.flows": the queued flows (src/flows/) */
 };
 
 struct cc_config {

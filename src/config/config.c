@@ -719,7 +719,7 @@ static int
 check_net(struct cc_jck *j, const struct cc_jnode *nn, struct cc_config_net *n)
 {
 	static const char *const keys[] = { "listen", "keys_channels", "state_dir", "listen_tls",
-		"tls_cert", "scep", "ca", "service", NULL };
+		"tls_cert", "scep", "ca", "service", "flows", NULL };
 	struct cc_jnode m = *nn, sub;
 	struct cc_config_net t;
 	uint8_t *der = NULL;
@@ -773,6 +773,8 @@ check_net(struct cc_jck *j, const struct cc_jnode *nn, struct cc_config_net *n)
 		return -1;
 	if (cc_jck_member(nn, "service", &sub) &&
 	    cc_config_check_service(j, &sub, &n->service) == -1)
+		return -1;
+	if (cc_jck_member(nn, "flows", &sub) && cc_config_check_flows(j, &sub, &n->flows) == -1)
 		return -1;
 	return 0;
 }
@@ -945,6 +947,7 @@ cc_config_net_free(struct cc_config_net *n)
 	cc_config_scep_free(n->scep);
 	cc_config_ca_free(n->ca);
 	cc_config_service_free(n->service);
+	cc_config_flows_free(n->flows);
 	memset(n, 0, sizeof(*n));
 }
 

@@ -21,4 +21,7 @@ int cc_config_check_service(struct cc_jck *j, const struct cc_jnode *n,
     struct cc_config_service **out);
 void cc_config_service_free(struct cc_config_service *s);
 
+int cc_config_check_flows(struct cc_jck *j, const struct cc_jnode *n, struct cc_config_flows **out);
+void cc_config_flows_free(struct cc_config_flows *f);
+
 #endif
