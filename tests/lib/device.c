@@ -1,0 +1,556 @@
+/*
+ * The device's side of the queued flows (see device.h). Plain OpenSSL and the openssl
+ * command line only: nothing of src/pkcs or src/flows, so that these checks are independent
+ * of what they check.
+ */
+#include "device.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+static void
+derr(struct device_delivery *o, const char *fmt, ...)
+{
+	char buf[256];
+	unsigned long e;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	e = ERR_peek_last_error();
+	if (e != 0) {
+		size_t n = strlen(buf);
+		snprintf(buf + n, sizeof(buf) - n, " (%s)", ERR_reason_error_string(e) ?
+		    ERR_reason_error_string(e) : "?");
+	}
+	ERR_clear_error();
+	fprintf(stderr, "device: %s\n", buf);
+	if (o != NULL)
+		snprintf(o->error, sizeof(o->error), "%s", buf);
+}
+
+char *
+device_b64(const uint8_t *p, size_t n)
+{
+	size_t cap = 4 * ((n + 2) / 3) + 1;
+	char *s;
+
+	if (n > INT_MAX / 2)
+		return NULL;
+	s = malloc(cap);
+	if (s == NULL)
+		return NULL;
+	EVP_EncodeBlock((unsigned char *)s, p, (int)n);
+	return s;
+}
+
+uint8_t *
+device_unb64(const char *s, size_t *outlen)
+{
+	size_t n = strlen(s), pad = 0;
+	uint8_t *out;
+	int r;
+
+	if (n == 0 || n % 4 != 0 || n > INT_MAX / 2)
+		return NULL;
+	if (s[n - 1] == '=')
+		pad++;
+	if (s[n - 2] == '=')
+		pad++;
+	out = malloc(n / 4 * 3 + 1);
+	if (out == NULL)
+		return NULL;
+	r = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
+	if (r < 0 || (size_t)r < pad) {
+		free(out);
+		return NULL;
+	}
+	*outlen = (size_t)r - pad;
+	return out;
+}
+
+uint8_t *
+device_slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < (64L << 20) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = 0;
+			if (len != NULL)
+				*len = (size_t)n;
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+EVP_PKEY *
+device_load_pubkey(const char *path)
+{
+	size_t n;
+	uint8_t *b = device_slurp(path, &n);
+	const unsigned char *p = b;
+	EVP_PKEY *k = NULL;
+	BIO *bio;
+
+	if (b == NULL)
+		return NULL;
+	k = d2i_PUBKEY(NULL, &p, (long)n);
+	if (k == NULL && (bio = BIO_new_mem_buf(b, (int)n)) != NULL) {
+		k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+	}
+	ERR_clear_error();
+	free(b);
+	return k;
+}
+
+X509 *
+device_load_cert(const char *path)
+{
+	size_t n;
+	uint8_t *b = device_slurp(path, &n);
+	const unsigned char *p = b;
+	X509 *x = NULL;
+	BIO *bio;
+
+	if (b == NULL)
+		return NULL;
+	x = d2i_X509(NULL, &p, (long)n);
+	if (x == NULL && (bio = BIO_new_mem_buf(b, (int)n)) != NULL) {
+		x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+	}
+	ERR_clear_error();
+	free(b);
+	return x;
+}
+
+int
+device_new(struct device *d, const char *id, enum device_key_type type)
+{
+	X509_NAME *nm = NULL;
+	int ret = -1;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	d->type = type;
+	d->key = type == DEVICE_RSA2048 ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
+	d->cert = X509_new();
+	nm = X509_NAME_new();
+	if (d->key == NULL || d->cert == NULL || nm == NULL ||
+	    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)id, -1,
+	    -1, 0) != 1 || X509_set_version(d->cert, 2) != 1 ||
+	    ASN1_INTEGER_set(X509_get_serialNumber(d->cert), 1) != 1 ||
+	    X509_set_subject_name(d->cert, nm) != 1 || X509_set_issuer_name(d->cert, nm) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(d->cert), -60) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(d->cert), 86400L * 30) == NULL ||
+	    X509_set_pubkey(d->cert, d->key) != 1 ||
+	    X509_sign(d->cert, d->key, EVP_sha256()) <= 0) {
+		derr(NULL, "cannot make device %s", id);
+		goto out;
+	}
+	ret = 0;
+out:
+	X509_NAME_free(nm);
+	if (ret == -1)
+		device_free(d);
+	return ret;
+}
+
+void
+device_free(struct device *d)
+{
+	EVP_PKEY_free(d->key);
+	X509_free(d->cert);
+	d->key = NULL;
+	d->cert = NULL;
+}
+
+char *
+device_public_key_b64(const struct device *d)
+{
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(d->key, &der);
+	char *s;
+
+	if (n <= 0)
+		return NULL;
+	s = device_b64(der, (size_t)n);
+	OPENSSL_free(der);
+	return s;
+}
+
+char *
+device_certificate_b64(const struct device *d)
+{
+	unsigned char *der = NULL;
+	int n = i2d_X509(d->cert, &der);
+	char *s;
+
+	if (n <= 0)
+		return NULL;
+	s = device_b64(der, (size_t)n);
+	OPENSSL_free(der);
+	return s;
+}
+
+char *
+device_payload_members(const struct device *d, bool use_cert)
+{
+	char *b = use_cert ? device_certificate_b64(d) : device_public_key_b64(d), *s = NULL;
+
+	if (b == NULL)
+		return NULL;
+	if (asprintf(&s, "\"deviceId\":\"%s\",\"%s\":\"%s\"", d->id,
+	    use_cert ? "deviceCertificate" : "devicePublicKey", b) < 0)
+		s = NULL;
+	free(b);
+	return s;
+}
+
+void
+device_delivery_free(struct device_delivery *o)
+{
+	X509_free(o->cert);
+	EVP_PKEY_free(o->key);
+	sk_X509_pop_free(o->chain, X509_free);
+	o->cert = NULL;
+	o->key = NULL;
+	o->chain = NULL;
+}
+
+int
+device_decrypt(const struct device *d, const void *cms_in, size_t len, bool b64, uint8_t **out,
+    size_t *outlen, struct device_delivery *o)
+{
+	uint8_t *der = NULL;
+	const unsigned char *p;
+	size_t derlen = len;
+	CMS_ContentInfo *cms = NULL;
+	BIO *mem = NULL;
+	BUF_MEM *bm;
+	int ret = -1;
+
+	*out = NULL;
+	if (b64) {
+		der = device_unb64(cms_in, &derlen);
+		if (der == NULL) {
+			derr(o, "delivered CMS is not base64");
+			return -1;
+		}
+		p = der;
+	} else {
+		p = cms_in;
+	}
+	cms = d2i_CMS_ContentInfo(NULL, &p, (long)derlen);
+	if (cms == NULL) {
+		derr(o, "delivered data is not a CMS ContentInfo");
+		goto out;
+	}
+	if (o != NULL) {
+		STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
+
+		o->recipient_type = ris != NULL && sk_CMS_RecipientInfo_num(ris) > 0 ?
+		    CMS_RecipientInfo_type(sk_CMS_RecipientInfo_value(ris, 0)) : -1;
+	}
+	mem = BIO_new(BIO_s_mem());
+	/* The cert lets OpenSSL pick our RecipientInfo when the envelope names it; without one
+	 * (an envelope to a bare public key) every recipient is tried. */
+	if (mem == NULL || (CMS_decrypt(cms, d->key, d->cert, NULL, mem, 0) != 1 &&
+	    (ERR_clear_error(), (void)BIO_reset(mem), CMS_decrypt(cms, d->key, NULL, NULL, mem,
+	    0) != 1))) {
+		derr(o, "CMS_decrypt with the device key failed");
+		goto out;
+	}
+	BIO_get_mem_ptr(mem, &bm);
+	*out = malloc(bm->length + 1);
+	if (*out == NULL)
+		goto out;
+	memcpy(*out, bm->data, bm->length);
+	(*out)[bm->length] = 0;
+	*outlen = bm->length;
+	if (o != NULL) {
+		/* The content cipher: OpenSSL has no public getter for an EnvelopedData's
+		 * contentEncryptionAlgorithm; its ASN.1 print names it. */
+		BIO *txt = BIO_new(BIO_s_mem());
+		BUF_MEM *tb;
+		const char *ciphers[] = { "aes-256-cbc", "aes-192-cbc", "aes-128-cbc",
+			"aes-256-gcm", "aes-128-gcm", "des-ede3-cbc", "des-cbc" };
+
+		if (txt != NULL && CMS_ContentInfo_print_ctx(txt, cms, 0, NULL) == 1) {
+			BIO_get_mem_ptr(txt, &tb);
+			for (size_t i = 0; i < sizeof(ciphers) / sizeof(ciphers[0]); i++) {
+				char *hay = strndup(tb->data, tb->length);
+				if (hay != NULL && strstr(hay, ciphers[i]) != NULL) {
+					snprintf(o->content_cipher, sizeof(o->content_cipher), "%s",
+					    ciphers[i]);
+					for (char *c = o->content_cipher; *c; c++)
+						if (*c >= 'a' && *c <= 'z')
+							*c = (char)(*c - 'a' + 'A');
+					free(hay);
+					break;
+				}
+				free(hay);
+			}
+		}
+		BIO_free(txt);
+	}
+	ret = 0;
+out:
+	BIO_free(mem);
+	CMS_ContentInfo_free(cms);
+	free(der);
+	ERR_clear_error();
+	return ret;
+}
+
+/* The protection of the first shrouded key bag: "PBES2/<cipher>" or the PBE's name. */
+static void
+key_pbe(PKCS12 *p12, const char *pass, struct device_delivery *o)
+{
+	STACK_OF(PKCS7) *safes = PKCS12_unpack_authsafes(p12);
+
+	for (int i = 0; safes != NULL && i < sk_PKCS7_num(safes) && o->key_pbe[0] == 0; i++) {
+		PKCS7 *p7 = sk_PKCS7_value(safes, i);
+		STACK_OF(PKCS12_SAFEBAG) *bags = NULL;
+		int nid = OBJ_obj2nid(p7->type);
+
+		if (nid == NID_pkcs7_data)
+			bags = PKCS12_unpack_p7data(p7);
+		else if (nid == NID_pkcs7_encrypted)
+			bags = PKCS12_unpack_p7encdata(p7, pass, pass ? -1 : 0);
+		for (int j = 0; bags != NULL && j < sk_PKCS12_SAFEBAG_num(bags); j++) {
+			const PKCS12_SAFEBAG *bag = sk_PKCS12_SAFEBAG_value(bags, j);
+			const X509_SIG *sig;
+			const X509_ALGOR *alg;
+			const ASN1_OBJECT *aobj;
+			int anid;
+
+			if (PKCS12_SAFEBAG_get_nid(bag) != NID_pkcs8ShroudedKeyBag)
+				continue;
+			sig = PKCS12_SAFEBAG_get0_pkcs8(bag);
+			X509_SIG_get0(sig, &alg, NULL);
+			X509_ALGOR_get0(&aobj, NULL, NULL, alg);
+			anid = OBJ_obj2nid(aobj);
+			if (anid == NID_pbes2) {
+				PBE2PARAM *pp = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM),
+				    alg->parameter);
+				const char *c = pp != NULL ?
+				    OBJ_nid2sn(OBJ_obj2nid(pp->encryption->algorithm)) : "?";
+				snprintf(o->key_pbe, sizeof(o->key_pbe), "PBES2/%s", c);
+				PBE2PARAM_free(pp);
+			} else {
+				snprintf(o->key_pbe, sizeof(o->key_pbe), "%s", OBJ_nid2sn(anid));
+			}
+			break;
+		}
+		sk_PKCS12_SAFEBAG_pop_free(bags, PKCS12_SAFEBAG_free);
+	}
+	sk_PKCS7_pop_free(safes, PKCS7_free);
+	ERR_clear_error();
+}
+
+int
+device_open_pfx(const uint8_t *pfx, size_t len, const char *password, X509 *trusted,
+    struct device_delivery *o)
+{
+	const unsigned char *p = pfx;
+	PKCS12 *p12 = d2i_PKCS12(NULL, &p, (long)len);
+	X509_STORE *st = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	BIGNUM *bn = NULL;
+	char *hex = NULL;
+	int ret = -1;
+
+	if (p12 == NULL) {
+		derr(o, "delivered data is not a PKCS#12");
+		return -1;
+	}
+	if (PKCS12_verify_mac(p12, password, password ? -1 : 0) != 1) {
+		derr(o, "PKCS#12 MAC does not verify with the delivered password");
+		goto out;
+	}
+	if (PKCS12_parse(p12, password, &o->key, &o->cert, &o->chain) != 1 || o->key == NULL ||
+	    o->cert == NULL) {
+		derr(o, "PKCS#12 does not open or has no key and certificate");
+		goto out;
+	}
+	if (o->chain == NULL)
+		o->chain = sk_X509_new_null();
+	key_pbe(p12, password, o);
+	o->key_matches = X509_check_private_key(o->cert, o->key) == 1;
+	ERR_clear_error();
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(o->cert), NULL);
+	hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+	snprintf(o->serial, sizeof(o->serial), "%s", hex != NULL ? hex : "");
+	if (X509_digest(o->cert, EVP_sha1(), md, &mdlen) == 1)
+		for (unsigned i = 0; i < mdlen && 2 * i + 2 < sizeof(o->thumbprint); i++)
+			snprintf(o->thumbprint + 2 * i, 3, "%02X", md[i]);
+	X509_NAME_oneline(X509_get_subject_name(o->cert), o->subject, sizeof(o->subject));
+	if (trusted != NULL) {
+		st = X509_STORE_new();
+		ctx = X509_STORE_CTX_new();
+		if (st == NULL || ctx == NULL || X509_STORE_add_cert(st, trusted) != 1 ||
+		    X509_STORE_CTX_init(ctx, st, o->cert, o->chain) != 1)
+			goto out;
+		o->chain_ok = X509_verify_cert(ctx) == 1;
+		if (!o->chain_ok)
+			snprintf(o->error, sizeof(o->error), "chain: %s",
+			    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+	}
+	ret = 0;
+out:
+	OPENSSL_free(hex);
+	BN_free(bn);
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	PKCS12_free(p12);
+	ERR_clear_error();
+	return ret;
+}
+
+int
+device_open_delivery(const struct device *d, const char *cms_b64, const char *password,
+    X509 *trusted, struct device_delivery *o)
+{
+	uint8_t *pfx = NULL;
+	size_t n = 0;
+	int r;
+
+	if (cms_b64 == NULL) {
+		derr(o, "nothing delivered");
+		return -1;
+	}
+	if (device_decrypt(d, cms_b64, strlen(cms_b64), true, &pfx, &n, o) == -1)
+		return -1;
+	r = device_open_pfx(pfx, n, password, trusted, o);
+	OPENSSL_cleanse(pfx, n);
+	free(pfx);
+	return r;
+}
+
+/* ---- fixtures ---- */
+
+static int
+sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	r = system(cmd);
+	if (r != 0)
+		fprintf(stderr, "device: command failed (%d): %s\n", r, cmd);
+	return r == 0 ? 0 : -1;
+}
+
+int
+device_make_pfx(const char *dir, const char *name, const char *email, const char *password,
+    bool legacy, char *pfx_path, size_t pfx_path_len)
+{
+	char ca[PATH_MAX], ca_key[PATH_MAX], pw[PATH_MAX];
+	struct stat sb;
+	FILE *f;
+
+	snprintf(ca, sizeof(ca), "%s/ext-ca.pem", dir);
+	snprintf(ca_key, sizeof(ca_key), "%s/ext-ca.key", dir);
+	if (stat(ca, &sb) != 0 && sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout '%s' "
+	    "-out '%s' -days 30 -subj '/CN=Outside S-MIME CA/O=Example' "
+	    "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign "
+	    ">/dev/null 2>&1", ca_key, ca) == -1)
+		return -1;
+	/* The password goes through a file, never the command line. */
+	snprintf(pw, sizeof(pw), "%s/%s.pw", dir, name);
+	f = fopen(pw, "w");
+	if (f == NULL)
+		return -1;
+	fprintf(f, "%s\n", password);
+	fclose(f);
+	chmod(pw, 0600);
+	snprintf(pfx_path, pfx_path_len, "%s/%s.p12", dir, name);
+	if (sh("cd '%s' && openssl req -newkey rsa:2048 -nodes -keyout '%s.key' -out '%s.csr' "
+	    "-subj '/CN=%s/emailAddress=%s' >/dev/null 2>&1 && "
+	    "printf 'subjectAltName=email:%s\\nextendedKeyUsage=emailProtection\\n"
+	    "keyUsage=critical,digitalSignature,keyEncipherment\\nbasicConstraints=CA:FALSE\\n' "
+	    "> '%s.ext' && "
+	    "openssl x509 -req -in '%s.csr' -CA '%s' -CAkey '%s' -CAcreateserial -days 30 "
+	    "-sha256 -extfile '%s.ext' -out '%s.pem' >/dev/null 2>&1 && "
+	    "openssl pkcs12 -export %s -inkey '%s.key' -in '%s.pem' -certfile '%s' "
+	    "-name '%s' -passout 'file:%s' -out '%s' >/dev/null 2>&1",
+	    dir, name, name, name, email, email, name, name, ca, ca_key, name, name,
+	    legacy ? "-keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1" : "", name, name, ca, name, pw, pfx_path) == -1)
+		return -1;
+	return 0;
+}
+
+static char *
+rsa_encrypt_b64(EVP_PKEY *pub, const char *password, int pad, const char *md)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+	unsigned char *ct = NULL;
+	size_t ctlen = 0;
+	char *s = NULL;
+
+	if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, pad) != 1 ||
+	    (md != NULL && (EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx, md, NULL) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx, md, NULL) != 1)) ||
+	    EVP_PKEY_encrypt(ctx, NULL, &ctlen, (const unsigned char *)password,
+	    strlen(password)) != 1 || (ct = malloc(ctlen)) == NULL ||
+	    EVP_PKEY_encrypt(ctx, ct, &ctlen, (const unsigned char *)password,
+	    strlen(password)) != 1) {
+		derr(NULL, "RSA encryption of the password failed");
+		goto out;
+	}
+	s = device_b64(ct, ctlen);
+out:
+	free(ct);
+	EVP_PKEY_CTX_free(ctx);
+	return s;
+}
+
+char *
+device_oaep_encrypt_b64(EVP_PKEY *pub, const char *password, const char *md)
+{
+	return rsa_encrypt_b64(pub, password, RSA_PKCS1_OAEP_PADDING, md);
+}
+
+char *
+device_pkcs1_encrypt_b64(EVP_PKEY *pub, const char *password)
+{
+	return rsa_encrypt_b64(pub, password, RSA_PKCS1_PADDING, NULL);
+}
