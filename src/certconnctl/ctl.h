@@ -39,4 +39,9 @@ int dev_hub_config(const char *dir, struct cJSON *net);
 int register_connector(const char *config, const char *hub, const char *token, const char *ca,
     const char *name, uint32_t features, const char *cert_out, int quiet);
 
+/* dev up's net.flows (dev_flows.c); dev demo's queued flows through the dev hub. 0/-1 and
+ * an exit code. */
+int dev_flows_config(const char *dir, struct cJSON *net);
+int dev_flows_demo(const char *config, const char *dir);
+
 #endif

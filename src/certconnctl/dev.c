@@ -241,6 +241,8 @@ write_config(struct dev *d, const char *cfgpath, const struct hsm_role_result *r
 	(void)dev_hub_config(d->dir, o); /* net.service for the dev hub (dev_hub.c) */
 	if (dev_scep_config(d->dir, o) == -1) /* net.ca and net.scep (dev_scep.c) */
 		return -1;
+	if (dev_flows_config(d->dir, o) == -1) /* net.flows (dev_flows.c) */
+		return -1;
 
 	text = cJSON_Print(root);
 	cJSON_Delete(root);
