@@ -546,6 +546,12 @@ scep_start(struct net_ctx *ctx)
 	return 0;
 }
 
+struct cc_ca *
+scep_ca(void)
+{
+	return S.ca;
+}
+
 void
 scep_stop(void)
 {
