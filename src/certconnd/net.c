@@ -538,7 +538,7 @@ net_main(int argc, char **argv)
 	if (N.listen_fd != -1 && http_start() == -1)
 		cc_fatal("cannot start the HTTP server");
 	N.ctx = (struct net_ctx){ N.base, N.http, N.https, N.libctx, N.kc, &N.conf };
-	if (scep_start(&N.ctx) == -1 || service_start(&N.ctx) == -1)
+	if (scep_start(&N.ctx) == -1 || flows_start(&N.ctx) == -1 || service_start(&N.ctx) == -1)
 		cc_fatal("cannot start net's features (see above)");
 
 	if (net_sandbox_apply(&so, N.conf.state_dir) == -1)
@@ -558,7 +558,9 @@ net_main(int argc, char **argv)
 
 	event_base_dispatch(N.base);
 
+	/* The service client first: no upload calls back into the flows after it stops. */
 	service_stop();
+	flows_stop();
 	scep_stop();
 	cc_event_set_forward(NULL, NULL);
 	if (N.http != NULL)

@@ -18,6 +18,7 @@ struct event_base;
 struct evhttp;
 struct keyref_client;
 struct cc_config_net;
+struct cc_ca;
 
 struct net_ctx {
 	struct event_base *base;
@@ -32,6 +33,13 @@ struct net_ctx {
 /* src/scep/: the SCEP endpoint and the local CA behind it. */
 int scep_start(struct net_ctx *ctx);
 void scep_stop(void);
+/* The local CA scep_start opened (net.ca), or NULL; valid until scep_stop. */
+struct cc_ca *scep_ca(void);
+
+/* src/flows/: the queued flows (net.flows); registers its features with the service
+ * client, so it starts before service_start. */
+int flows_start(struct net_ctx *ctx);
+void flows_stop(void);
 
 /* src/service/: the client of the upstream service (certconn-hub or Intune). */
 int service_start(struct net_ctx *ctx);

@@ -1,0 +1,96 @@
+/* Internals of the flows in net (src/flows/), shared by its files. */
+#ifndef CC_FLOWS_INT_H
+#define CC_FLOWS_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/types.h>
+
+#include "certconn/config_flows.h"
+#include "certconn/flows.h"
+
+struct cc_ca;
+
+/* base64 of flows_payload.c: decode refuses anything but canonical padded base64 of at
+ * most max decoded bytes (0/-1); encode returns a malloc'd string or NULL. */
+int flows_b64_decode(const char *s, size_t max, uint8_t **out, size_t *outlen);
+char *flows_b64_encode(const uint8_t *d, size_t n);
+const char *flows_subject_attr_name(int i);
+
+enum flows_kind {
+	FLOWS_PKCS = 0,
+	FLOWS_RECRYPT,
+	FLOWS_IMPORT,
+	FLOWS_REVOKE,
+	FLOWS_NKINDS
+};
+
+/* The event ids of one flow (0: the flow has no such event). */
+struct flows_events {
+	uint32_t downloaded;         /* 1020 ... */
+	uint32_t ok;                 /* the work's success event: 1050, 1250, 2050, 3050 */
+	uint32_t attempt;            /* FailedAttempt: 1051, 0, 2051, 3052 */
+	uint32_t fail;               /* 1052, 1253, 2052, 3051 */
+	uint32_t upload_ok, upload_fail, uploaded;
+	uint32_t admin_ok, admin_fail;
+};
+
+/* One leased request on its way through a worker. */
+struct flows_job {
+	enum flows_kind kind;
+	char id[FLOWS_ID_MAX + 1];
+	char corr[FLOWS_ID_MAX + 1];
+	uint32_t lease_attempt;      /* the service's attempt count */
+	cJSON *payload;              /* owned copy */
+	struct flows_result res;     /* what the worker decided */
+	struct flows_job *next;
+};
+
+/* What the flow functions get from the engine (flows.c); borrowed for net's life. */
+struct flows_env {
+	const struct cc_config_flows *conf;
+	struct flows_store *store;
+	struct flows_keypool *pool;
+	struct cc_ca *ca;            /* the local CA, or NULL (no net.ca) */
+	OSSL_LIB_CTX *libctx;
+	EVP_PKEY *pfx_key;           /* keyref key of the pfx role (private ops in keys), or NULL */
+	EVP_PKEY *pfx_pub;           /* its public half (default provider), or NULL */
+	X509 *pfx_cert;              /* the role's certificate, or NULL */
+};
+
+/* The flows' bodies (flow_*.c). Each fills j->res: succeeded, code, message, result_json. */
+void flow_pkcs_run(const struct flows_env *env, struct flows_job *j);
+void flow_recrypt_run(const struct flows_env *env, struct flows_job *j);
+void flow_import_run(const struct flows_env *env, struct flows_job *j);
+void flow_revoke_run(const struct flows_env *env, struct flows_job *j);
+
+const struct flows_events *flows_events_of(enum flows_kind k);
+const char *flows_feature_of(enum flows_kind k);
+
+/*
+ * Runs step (returning FLOWS_OK, or a code with *retry saying whether trying again may
+ * help) up to conf->max_attempts times with backoff between tries, emitting the flow's
+ * FailedAttempt event (if it has one) for each failure that is followed by another try.
+ * Returns the last code; why holds the last reason. false from flows_sleep_ms: stopping.
+ */
+typedef int32_t (*flows_step_fn)(void *arg, bool *retry, char *why, size_t whylen);
+int32_t flows_retry(const struct flows_env *env, const struct flows_job *j, const char *what,
+    flows_step_fn step, void *arg, char *why, size_t whylen);
+bool flows_sleep_ms(uint32_t ms);
+
+/* Sets j->res to a failure (the flow's failure event is the caller's). */
+void flows_fail(struct flows_job *j, int32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sets j->res to success with result (taken, may be NULL). */
+void flows_succeed(struct flows_job *j, cJSON *result);
+
+/* A cJSON string's bytes wiped before the tree is freed (passwords). */
+void flows_json_wipe_delete(cJSON *o);
+
+/* The device's public key from struct flows_device (certificate or SPKI), owned. */
+EVP_PKEY *flows_device_key(const struct flows_device *d);
+
+#endif
