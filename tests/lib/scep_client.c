@@ -2,6 +2,7 @@
  * The test suite's SCEP client (tests/lib/scep_client.h). Independent of src/scep: every
  * message is built and read here with OpenSSL's CMS API, and HTTP goes through libcurl.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,28 +452,61 @@ get_attr(CMS_SignerInfo *si, const char *oid, int type)
 	return s;
 }
 
+static pthread_once_t sc_legacy_once = PTHREAD_ONCE_INIT;
+
+static void
+sc_load_legacy(void)
+{
+	/* loading a provider explicitly turns off the implicit default one: load both */
+	OSSL_PROVIDER_load(NULL, "legacy");
+	OSSL_PROVIDER_load(NULL, "default");
+}
+
 static const EVP_CIPHER *
 sc_cipher(const char *name)
 {
+	/* clients run in threads (scep_bench): the cache is filled under a lock */
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	static EVP_CIPHER *cached[4];
 	static const char *const names[4] = { "AES-256-CBC", "AES-128-CBC", "DES-EDE3-CBC",
 		"DES-CBC" };
+	const EVP_CIPHER *r = NULL;
 
 	for (int i = 0; i < 4; i++) {
 		if (strcmp(name, names[i]) != 0)
 			continue;
+		pthread_mutex_lock(&lock);
 		if (cached[i] == NULL) {
 			/* single DES lives in the legacy provider: the client must be able to send
 			 * it, to check that the server refuses it */
-			if (i == 3) {
-				OSSL_PROVIDER_load(NULL, "legacy");
-				OSSL_PROVIDER_load(NULL, "default");
-			}
+			if (i == 3)
+				pthread_once(&sc_legacy_once, sc_load_legacy);
 			cached[i] = EVP_CIPHER_fetch(NULL, name, NULL);
 		}
-		return cached[i];
+		r = cached[i];
+		pthread_mutex_unlock(&lock);
+		break;
 	}
-	return NULL;
+	return r;
+}
+
+/*
+ * The content-encryption algorithm of an EnvelopedData (DER), into buf ("" when unknown).
+ * CMS has no getter for it; PKCS7's structures are public and the two encodings agree.
+ */
+static int
+envelope_cipher(const uint8_t *der, size_t len, char *buf, size_t buflen)
+{
+	const unsigned char *p = der;
+	PKCS7 *p7 = d2i_PKCS7(NULL, &p, (long)len);
+	int nid = NID_undef;
+
+	if (p7 != NULL && PKCS7_type_is_enveloped(p7) && p7->d.enveloped != NULL &&
+	    p7->d.enveloped->enc_data != NULL && p7->d.enveloped->enc_data->algorithm != NULL)
+		nid = OBJ_obj2nid(p7->d.enveloped->enc_data->algorithm->algorithm);
+	PKCS7_free(p7);
+	snprintf(buf, buflen, "%s", nid != NID_undef ? OBJ_nid2sn(nid) : "");
+	return nid;
 }
 
 static int
@@ -664,6 +698,14 @@ parse_certrep(struct sc_client *c, struct sc_req *q, struct sc_reply *r)
 		goto out;
 	/* SUCCESS: the content is an EnvelopedData for us holding a degenerate SignedData. */
 	BIO_get_mem_ptr(content, &bm);
+	if (envelope_cipher((const uint8_t *)bm->data, bm->length, r->reply_cipher,
+	    sizeof(r->reply_cipher)) == NID_des_cbc) {
+		if (!c->accept_des_reply) {
+			fprintf(stderr, "scep_client: the CertRep is encrypted with single DES\n");
+			goto out;
+		}
+		pthread_once(&sc_legacy_once, sc_load_legacy);
+	}
 	p = (const unsigned char *)bm->data;
 	env = d2i_CMS_ContentInfo(NULL, &p, (long)bm->length);
 	if (env == NULL || CMS_decrypt(env, q->key, q->cert, NULL, dec, CMS_BINARY) != 1) {

@@ -72,6 +72,9 @@ struct sc_client {
 	const char *md;            /* signer digest: "SHA256" (default), "SHA1", "SHA512" */
 	bool oaep;                 /* RSA-OAEP key transport instead of PKCS#1 v1.5 */
 	bool use_get;              /* PKIOperation by GET ?message=base64 */
+	bool accept_des_reply;     /* decrypt a CertRep whose envelope is single DES (loads
+	                            * OpenSSL's legacy provider): micromdm/scep 2.1.0 answers so
+	                            * whatever the caps say; otherwise such a reply is refused */
 	long timeout_s;            /* HTTP timeout, default 30 */
 	/* Instead of HTTP (unit tests drive a server in-process): called with the URL (query
 	 * included) and the POST body (NULL for GET); fills http_status, content_type, body. */
@@ -85,6 +88,8 @@ struct sc_reply {
 	char content_type[128];
 	uint8_t *body;             /* the HTTP body (malloc'd) */
 	size_t body_len;
+	char reply_cipher[32];     /* SUCCESS: content encryption of the CertRep's envelope,
+	                            * OpenSSL's short name ("AES-256-CBC", "DES-CBC"), else "" */
 	/* A CertRep (when http_status is 200 and the body parsed) */
 	bool certrep;
 	bool signature_ok;         /* signed by the RA's signing certificate, verified */
