@@ -516,3 +516,22 @@ flows_parse_revoke(const cJSON *o, struct flows_revoke_req *r, char *why, size_t
 	return opt_null_str(o, "caConfiguration", r->ca_config, sizeof(r->ca_config), why,
 	    whylen);
 }
+
+EVP_PKEY *
+flows_device_key(const struct flows_device *d)
+{
+	const unsigned char *p = d->der;
+	EVP_PKEY *k = NULL;
+
+	if (d->der == NULL)
+		return NULL;
+	if (d->is_cert) {
+		X509 *x = d2i_X509(NULL, &p, (long)d->len);
+
+		if (x != NULL)
+			k = X509_get_pubkey(x);
+		X509_free(x);
+	} else
+		k = d2i_PUBKEY(NULL, &p, (long)d->len);
+	return k;
+}
