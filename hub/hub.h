@@ -53,6 +53,8 @@ cJSON *hub_features_json(uint32_t mask);
 #define HUB_SCEP_DESC_MAX 255u      /* SCEP errorDescription */
 #define HUB_VERSION_MAX 32
 #define HUB_NAME_MAX 64
+#define HUB_KEYNAME_MAX 128         /* keyName of a connector's pfx key */
+#define HUB_SPKI_MAX (16u * 1024u)  /* DER bytes of a public key */
 #define HUB_BODY_MAX_DEFAULT (1024u * 1024u)
 
 /* ---- configuration (hub_config.c; certconn-hub.8) ---- */

@@ -247,6 +247,15 @@ conn_cb(void *arg, const struct hub_connector *c)
 	cJSON_AddStringToObject(o, "certificateSerial", c->serial);
 	cJSON_AddStringToObject(o, "certificateNotAfterUtc", hub_time_str(c->not_after, tb));
 	cJSON_AddBoolToObject(o, "disabled", c->disabled);
+	if (c->pfx_key != NULL) {
+		cJSON *pk = cJSON_AddObjectToObject(o, "pfxKey");
+
+		cJSON_AddStringToObject(pk, "publicKey", c->pfx_key);
+		cJSON_AddStringToObject(pk, "keyName", c->pfx_key_name);
+		cJSON_AddStringToObject(pk, "updatedUtc", hub_time_str(c->pfx_key_updated, tb));
+	} else {
+		cJSON_AddNullToObject(o, "pfxKey");
+	}
 	hm = c->health != NULL ? cJSON_Parse(c->health) : NULL;
 	if (hm != NULL)
 		cJSON_AddItemToObject(o, "lastHealthMessage", hm);
@@ -311,8 +320,8 @@ out:
 
 /* ---- requests ---- */
 
-static cJSON *
-request_json(const struct hub_request *r, bool with_payload)
+cJSON *
+hub_admin_request_json(const struct hub_request *r, bool with_payload)
 {
 	cJSON *o = cJSON_CreateObject(), *j;
 	char tb[32];
@@ -323,6 +332,10 @@ request_json(const struct hub_request *r, bool with_payload)
 	cJSON_AddStringToObject(o, "state", hub_req_state_name(r->state));
 	cJSON_AddStringToObject(o, "createdUtc", hub_time_str(r->created, tb));
 	cJSON_AddNumberToObject(o, "attempt", r->attempt);
+	if (r->target[0] != '\0')
+		cJSON_AddStringToObject(o, "targetConnector", r->target);
+	else
+		cJSON_AddNullToObject(o, "targetConnector");
 	if (r->lease_owner[0] != '\0')
 		cJSON_AddStringToObject(o, "leasedBy", r->lease_owner);
 	else
@@ -412,6 +425,40 @@ payload_problem(uint32_t feature, const cJSON *p, char *tag, size_t taglen)
 #undef HAS_STR
 }
 
+void
+hub_admin_queue(struct hub_ctx *x, struct hub_request *r)
+{
+	struct hub_request got;
+	enum hub_st st, put;
+
+	memset(&got, 0, sizeof(got));
+	put = st = x->h->store->ops->request_put(x->h->store, r);
+	if (st == HUB_ST_NO_TENANT) {
+		hub_reply_error(x->r, 404, "NotFound", "no tenant %s", r->tenant);
+		return;
+	}
+	if (st == HUB_ST_CONFLICT) {
+		hub_reply_error(x->r, 409, "Conflict", "request %s exists with other content",
+		    r->id);
+		return;
+	}
+	if (st != HUB_ST_OK && st != HUB_ST_EXISTS) {
+		hub_reply_store(x->r, st);
+		return;
+	}
+	if (st == HUB_ST_OK)
+		cc_log_info("[%s] admin: %s request %s queued for tenant %s%s%s",
+		    x->r->client_request_id, hub_feature_name(r->feature), r->id, r->tenant,
+		    r->target[0] ? " and connector " : "", r->target);
+	st = x->h->store->ops->request_get(x->h->store, NULL, r->id, &got);
+	if (st != HUB_ST_OK) {
+		hub_reply_store(x->r, st);
+		return;
+	}
+	hub_reply_value(x->r, put == HUB_ST_OK ? 201 : 200, hub_admin_request_json(&got, false));
+	hub_request_clear(&got);
+}
+
 static void
 request_post(struct hub_ctx *x)
 {
@@ -421,7 +468,6 @@ request_post(struct hub_ctx *x)
 	const char *tenant, *feature, *id, *why;
 	char *payload = NULL, uuid[37];
 	struct hub_request r;
-	enum hub_st st, put;
 	cJSON *p;
 
 	memset(&r, 0, sizeof(r));
@@ -460,30 +506,8 @@ request_post(struct hub_ctx *x)
 	snprintf(r.tenant, sizeof(r.tenant), "%s", tenant);
 	r.payload = payload;
 	r.created = x->now;
-	put = st = x->h->store->ops->request_put(x->h->store, &r);
+	hub_admin_queue(x, &r);
 	r.payload = NULL;
-	if (st == HUB_ST_NO_TENANT) {
-		hub_reply_error(x->r, 404, "NotFound", "no tenant %s", tenant);
-		goto out;
-	}
-	if (st == HUB_ST_CONFLICT) {
-		hub_reply_error(x->r, 409, "Conflict", "request %s exists with other content", id);
-		goto out;
-	}
-	if (st != HUB_ST_OK && st != HUB_ST_EXISTS) {
-		hub_reply_store(x->r, st);
-		goto out;
-	}
-	if (st == HUB_ST_OK)
-		cc_log_info("[%s] admin: %s request %s queued for tenant %s",
-		    x->r->client_request_id, feature, id, tenant);
-	st = x->h->store->ops->request_get(x->h->store, NULL, id, &r);
-	if (st != HUB_ST_OK) {
-		hub_reply_store(x->r, st);
-		goto out;
-	}
-	hub_reply_value(x->r, put == HUB_ST_OK ? 201 : 200, request_json(&r, false));
-	hub_request_clear(&r);
 	goto out;
 bad:
 	hub_body_fail_reply(&b, x->r);
@@ -495,7 +519,7 @@ out:
 static int
 req_cb(void *arg, const struct hub_request *r)
 {
-	cJSON *o = request_json(r, false);
+	cJSON *o = hub_admin_request_json(r, false);
 
 	return o != NULL && cJSON_AddItemToArray(arg, o) ? 0 : -1;
 }
@@ -555,7 +579,7 @@ request_get_one(struct hub_ctx *x, const char *id)
 		hub_reply_store(x->r, st);
 		return;
 	}
-	hub_reply_value(x->r, 200, request_json(&r, true));
+	hub_reply_value(x->r, 200, hub_admin_request_json(&r, true));
 	hub_request_clear(&r);
 }
 
@@ -795,6 +819,9 @@ hub_admin_dispatch(struct hub_ctx *x, const char *path)
 	} else if (strncmp(path, "requests/", 9) == 0) {
 		if (need_method(x, HUB_M_GET) == 0)
 			request_get_one(x, path + 9);
+	} else if (strcmp(path, "pfxImports") == 0) {
+		if (need_method(x, HUB_M_POST) == 0)
+			hub_admin_pfx_import(x);
 	} else if (strcmp(path, "scepChallenges") == 0) {
 		if (need_method(x, HUB_M_POST) == 0)
 			challenge_post(x);

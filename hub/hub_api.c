@@ -15,6 +15,7 @@
 #include "certconn/log.h"
 #include "hub_ca.h"
 #include "hub_int.h"
+#include "hub_pfx.h"
 
 #define API_VERSION_OWN "1.0"
 #define API_VERSION_SCEP "2018-02-20"
@@ -1147,14 +1148,47 @@ check_health(struct hub_ctx *x, struct hub_body *b, const struct cc_jnode *hm,
 	return 0;
 }
 
+/*
+ * The optional pfxKey member {publicKey, keyName}: the connector's pfx role key, which the
+ * PFX import encrypts passwords to. It must be an RSA key the import can use.
+ */
+static int
+check_pfx_key(struct hub_body *b, const struct cc_jnode *hm, const char **spki_b64,
+    const char **name)
+{
+	static const char *const pkeys[] = { "publicKey", "keyName", NULL };
+	struct cc_jnode m, k;
+	uint8_t *der = NULL;
+	size_t len;
+	EVP_PKEY *pub;
+	char why[128];
+
+	*spki_b64 = *name = NULL;
+	if (!cc_jck_member(hm, "pfxKey", &m))
+		return 0;
+	if (cc_jck_object(&b->j, &m, pkeys, 4) == -1 ||
+	    hub_jstr(b, &m, "keyName", true, HUB_KEYNAME_MAX, false, false, name) == -1 ||
+	    hub_jb64(b, &m, "publicKey", HUB_SPKI_MAX, &der, &len) == -1)
+		return -1;
+	pub = hub_pfx_key_parse(der, len, why, sizeof(why));
+	free(der);
+	if (pub == NULL) {
+		cc_jck_member(&m, "publicKey", &k);
+		return hub_invalid(b, &k, "%s", why);
+	}
+	EVP_PKEY_free(pub);
+	hub_jstr(b, &m, "publicKey", true, HUB_SPKI_MAX * 2, false, false, spki_b64);
+	return 0;
+}
+
 static void
 h_health(struct hub_ctx *x)
 {
 	static const char *const keys[] = { "version", "features", "uptimeSeconds", "tokenState",
-		"caReachable", "queue", "lastErrors", "clientCertificateNotAfterUtc", NULL };
+		"caReachable", "queue", "lastErrors", "clientCertificateNotAfterUtc", "pfxKey", NULL };
 	struct hub_body b;
 	struct cc_jnode hm;
-	const char *version;
+	const char *version, *pk_b64 = NULL, *pk_name = NULL;
 	char *text = NULL;
 	struct hub_catalogue cat;
 	bool mixed = false;
@@ -1166,16 +1200,20 @@ h_health(struct hub_ctx *x)
 	if (hub_body_parse(x->call, &b, x->r) == -1)
 		goto out;
 	if (hub_wrapper(&b, "healthMessage", keys, &hm) == -1 ||
-	    check_health(x, &b, &hm, &version) == -1) {
+	    check_health(x, &b, &hm, &version) == -1 ||
+	    check_pfx_key(&b, &hm, &pk_b64, &pk_name) == -1) {
 		hub_body_fail_reply(&b, x->r);
 		goto out;
 	}
-	text = cJSON_PrintUnformatted(hm.item);
+		text = cJSON_PrintUnformatted(hm.item);
 	if (text == NULL) {
 		hub_reply_error(x->r, 500, "InternalError", "out of memory");
 		goto out;
 	}
 	st = x->h->store->ops->connector_health(x->h->store, x->conn.id, version, text, x->now);
+	if (st == HUB_ST_OK && pk_b64 != NULL)
+		st = x->h->store->ops->connector_pfx_key(x->h->store, x->conn.id, pk_b64, pk_name,
+		    x->now);
 	if (st == HUB_ST_OK)
 		st = hub_tenant_mixed(x->h, x->conn.tenant, &mixed);
 	if (st == HUB_ST_OK)

@@ -4,12 +4,19 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "certconn/util.h"
 #include "hub.h"
@@ -304,12 +311,145 @@ cli_usage(void)
 	    "  connectors [--tenant T]              connector disable ID\n"
 	    "  queue FEATURE --tenant T --payload JSON|--payload-file F [--id ID]\n"
 	    "  requests [--tenant T] [--feature F] [--state S] [--limit N]\n"
-	    "  request ID\n"
+	    "  request ID [--wait SECONDS]          (exit 3: not done in time)\n"
+	    "  pfx-import --tenant T --pfx FILE (--password-file F | --password P)\n"
+	    "      (--device-key FILE | --device-cert FILE) [--connector ID] [--padding "
+	    "OaepSha256|OaepSha384|OaepSha512]\n"
+	    "      [--device-id ID] [--purpose P] [--device-name N] [--upn U] [--id ID] "
+	    "[--no-verify]\n"
 	    "  challenge --tenant T [--subject DN] [--san DNS:x]... [--min-key-bits N] "
 	    "[--minutes M]\n"
 	    "  transactions [--tenant T]\n"
 	    "  version add VERSION RELEASED          versions\n");
 	return 2;
+}
+
+/* A PEM or DER file's DER, base64 (malloc'd): a certificate when cert, else a public key
+ * (SubjectPublicKeyInfo; a PEM certificate or public key both give one). */
+static char *
+der_file_b64(const char *path, bool cert)
+{
+	uint8_t *text = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t len;
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	EVP_PKEY *k = NULL;
+	char *b64 = NULL;
+	int n = 0;
+
+	if (cc_read_file(path, 1 << 20, &text, &len) == -1) {
+		fprintf(stderr, "certconn-hub admin: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	bio = BIO_new_mem_buf(text, (int)len);
+	if (bio != NULL && strstr((char *)text, "-----BEGIN") != NULL) {
+		if (strstr((char *)text, "-----BEGIN CERTIFICATE") != NULL)
+			x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		else if (!cert)
+			k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	} else {
+		p = text;
+		x = d2i_X509(NULL, &p, (long)len);
+		p = text;
+		if (x == NULL && !cert)
+			k = d2i_PUBKEY(NULL, &p, (long)len);
+	}
+	if (x != NULL && cert)
+		n = i2d_X509(x, &der);
+	else if (x != NULL)
+		n = i2d_PUBKEY(X509_get0_pubkey(x), &der);
+	else if (k != NULL)
+		n = i2d_PUBKEY(k, &der);
+	if (n > 0)
+		b64 = hub_b64_encode(der, (size_t)n);
+	else
+		fprintf(stderr, "certconn-hub admin: %s is not a %s (PEM or DER)\n", path,
+		    cert ? "certificate" : "public key or certificate");
+	OPENSSL_free(der);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	BIO_free(bio);
+	free(text);
+	return b64;
+}
+
+/*
+ * pfx-import: the PFX and its password go to the hub, which encrypts the password to the
+ * connector's pfx key (docs/protocol.md section 12). The password comes from a file (or
+ * --password, which leaves it in the process list: for tests and demos only).
+ */
+static int
+cmd_pfx_import(struct cli *c, int argc, char **argv)
+{
+	const char *tenant = opt(argc, argv, "--tenant"), *pfx = opt(argc, argv, "--pfx");
+	const char *pwf = opt(argc, argv, "--password-file"), *pw = opt(argc, argv, "--password");
+	const char *dk = opt(argc, argv, "--device-key"), *dc = opt(argc, argv, "--device-cert");
+	static const char *const str_opts[][2] = { { "--connector", "connectorId" },
+		{ "--id", "requestId" }, { "--padding", "paddingScheme" },
+		{ "--device-id", "deviceId" }, { "--purpose", "intendedPurpose" },
+		{ "--device-name", "deviceName" }, { "--upn", "userPrincipalName" } };
+	uint8_t *pfx_der = NULL, *pwtext = NULL;
+	size_t pfx_len = 0, pwlen = 0;
+	char *pfx_b64 = NULL, *dev = NULL;
+	cJSON *body = NULL, *o, *resp = NULL;
+	long st = -1;
+	int ret = 1;
+
+	if (tenant == NULL || pfx == NULL || (pwf == NULL) == (pw == NULL) ||
+	    (dk == NULL) == (dc == NULL))
+		return cli_usage();
+	if (cc_read_file(pfx, 1 << 20, &pfx_der, &pfx_len) == -1) {
+		fprintf(stderr, "certconn-hub admin: %s: %s\n", pfx, strerror(errno));
+		goto out;
+	}
+	if (pwf != NULL) {
+		if (cc_read_file(pwf, 4096, &pwtext, &pwlen) == -1) {
+			fprintf(stderr, "certconn-hub admin: %s: %s\n", pwf, strerror(errno));
+			goto out;
+		}
+		pwtext[strcspn((char *)pwtext, "\r\n")] = '\0';
+	}
+	pfx_b64 = hub_b64_encode(pfx_der, pfx_len);
+	dev = der_file_b64(dk != NULL ? dk : dc, dc != NULL);
+	if (pfx_b64 == NULL || dev == NULL)
+		goto out;
+	body = cJSON_CreateObject();
+	o = cJSON_AddObjectToObject(body, "pfxImport");
+	cJSON_AddStringToObject(o, "tenantId", tenant);
+	cJSON_AddStringToObject(o, "pfx", pfx_b64);
+	cJSON_AddStringToObject(o, "password", pwf != NULL ? (char *)pwtext : pw);
+	cJSON_AddStringToObject(o, dc != NULL ? "deviceCertificate" : "devicePublicKey", dev);
+	for (size_t i = 0; i < sizeof(str_opts) / sizeof(str_opts[0]); i++) {
+		const char *v = opt(argc, argv, str_opts[i][0]);
+		if (v != NULL)
+			cJSON_AddStringToObject(o, str_opts[i][1], v);
+	}
+	for (int i = 0; i < argc; i++)
+		if (strcmp(argv[i], "--no-verify") == 0)
+			cJSON_AddFalseToObject(o, "verifyPassword");
+	st = call(c, "POST", "pfxImports", body, &resp);
+	if (st >= 200 && st < 300 && !c->json) {
+		printf("%s\n", jstr(cJSON_GetObjectItemCaseSensitive(resp, "value"), "requestId"));
+		cJSON_Delete(resp);
+		ret = 0;
+	} else {
+		ret = show(c, st, resp, print_value);
+	}
+out:
+	/* the password is in the body: wipe its copy before freeing */
+	o = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(body, "pfxImport"),
+	    "password");
+	if (cJSON_IsString(o))
+		OPENSSL_cleanse(o->valuestring, strlen(o->valuestring));
+	cJSON_Delete(body);
+	if (pwtext != NULL)
+		cc_free_secret(pwtext, pwlen + 1);
+	free(pfx_der);
+	free(pfx_b64);
+	free(dev);
+	return ret;
 }
 
 static int
@@ -402,6 +542,8 @@ dispatch(struct cli *c, int argc, char **argv)
 		}
 		return show(c, st, resp, print_value);
 	}
+	if (strcmp(cmd, "pfx-import") == 0)
+		return cmd_pfx_import(c, argc, argv);
 	if (strcmp(cmd, "requests") == 0) {
 		static const char *const n[] = { "--tenant", "--feature", "--state", "--limit",
 			NULL };
@@ -411,9 +553,30 @@ dispatch(struct cli *c, int argc, char **argv)
 	}
 	if (strcmp(cmd, "request") == 0) {
 		char p[256];
-		NEED(argc == 2 && hub_id_ok(argv[1]));
+		int wait_s = 0;
+		NEED((argc == 2 || (argc == 4 && strcmp(argv[2], "--wait") == 0 &&
+		    (wait_s = atoi(argv[3])) > 0 && wait_s <= 86400)) && hub_id_ok(argv[1]));
 		snprintf(p, sizeof(p), "requests/%s", argv[1]);
-		st = call(c, "GET", p, NULL, &resp);
+		/* --wait: until the request is completed or failed (a script's way to read what
+		 * a device receives); exit 3 when it is not done in time. */
+		for (int waited = 0;; waited++) {
+			const char *state;
+
+			st = call(c, "GET", p, NULL, &resp);
+			state = jstr(cJSON_GetObjectItemCaseSensitive(resp, "value"), "state");
+			if (wait_s == 0 || st != 200 || strcmp(state, "completed") == 0 ||
+			    strcmp(state, "failed") == 0)
+				break;
+			if (waited >= wait_s * 4) {
+				cJSON_Delete(resp);
+				fprintf(stderr, "certconn-hub admin: request %s still %s after %d s\n",
+				    argv[1], state, wait_s);
+				return 3;
+			}
+			cJSON_Delete(resp);
+			resp = NULL;
+			usleep(250 * 1000);
+		}
 		return show(c, st, resp, print_value);
 	}
 	if (strcmp(cmd, "challenge") == 0) {

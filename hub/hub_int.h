@@ -86,6 +86,14 @@ void hub_scep_failure(struct hub_ctx *x);
 /* Admin: path is below /admin/ (e.g. "tenants", "requests/ID"). */
 void hub_admin_dispatch(struct hub_ctx *x, const char *path);
 
+/* The admin view of a request (docs/protocol.md section 12). */
+cJSON *hub_admin_request_json(const struct hub_request *r, bool with_payload);
+/* Queues r (id, tenant, feature, payload, tag, target set) and answers 201 with it, 200
+ * when the same request exists, 404 without the tenant, 409 when it exists otherwise. */
+void hub_admin_queue(struct hub_ctx *x, struct hub_request *r);
+/* POST admin/pfxImports (hub_admin_pfx.c). */
+void hub_admin_pfx_import(struct hub_ctx *x);
+
 /* ---- lifecycle helpers shared by health and admin ---- */
 
 struct hub_catalogue {

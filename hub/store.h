@@ -62,6 +62,9 @@ struct hub_connector {
 	int64_t last_health;        /* 0: never */
 	bool disabled;
 	char *health;               /* latest health message (JSON) or NULL */
+	char *pfx_key;              /* base64 DER SubjectPublicKeyInfo of its pfx role, or NULL */
+	char pfx_key_name[HUB_KEYNAME_MAX + 1];
+	int64_t pfx_key_updated;    /* when the hub learnt that key; 0: none */
 };
 void hub_connector_clear(struct hub_connector *c);
 
@@ -86,6 +89,7 @@ struct hub_request {
 	int32_t error_code;
 	char *error_message;        /* NULL if none */
 	char *result;               /* JSON object text or NULL */
+	char target[HUB_ID_MAX + 1];/* only this connector may lease it; "" any of the tenant */
 };
 void hub_request_clear(struct hub_request *r);
 
@@ -194,6 +198,10 @@ struct hub_store_ops {
 	/* A health message: version, features served, the message, the time. */
 	enum hub_st (*connector_health)(struct hub_store *s, const char *id, const char *version,
 	    const char *health, int64_t now);
+	/* The connector's pfx role public key (docs/protocol.md section 9), kept until it
+	 * changes. OK also when nothing changed. */
+	enum hub_st (*connector_pfx_key)(struct hub_store *s, const char *id,
+	    const char *spki_b64, const char *key_name, int64_t now);
 	enum hub_st (*connector_seen)(struct hub_store *s, const char *id, int64_t now);
 	enum hub_st (*connector_disable)(struct hub_store *s, const char *id);
 
@@ -201,7 +209,8 @@ struct hub_store_ops {
 	enum hub_st (*request_put)(struct hub_store *s, const struct hub_request *r); /* OK, EXISTS, CONFLICT, NO_TENANT */
 	/*
 	 * Leases up to max requests of tenant and feature (oldest first) that are queued or whose
-	 * lease expired, to owner until lease_until; tag: only those with this tag (NULL: any).
+	 * lease expired, to owner until lease_until; tag: only those with this tag (NULL: any);
+	 * a request with a target is leased only by that connector.
 	 * A request whose expired lease used up max_attempts is failed (error 4100) instead.
 	 * cb gets each leased request (attempt and lease already updated).
 	 */

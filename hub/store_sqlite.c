@@ -59,6 +59,11 @@ static const char *const migrations[] = {
 	"  ca_config TEXT NOT NULL, ca TEXT NOT NULL, hresult INTEGER NOT NULL,"
 	"  error_description TEXT NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY(tenant, txid));"
 	"CREATE TABLE versions(version TEXT PRIMARY KEY, released INTEGER NOT NULL);",
+	/* 2: the connectors' pfx keys (PFX import), requests for one connector */
+	"ALTER TABLE connectors ADD COLUMN pfx_key TEXT;"
+	"ALTER TABLE connectors ADD COLUMN pfx_key_name TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE connectors ADD COLUMN pfx_key_updated INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE requests ADD COLUMN target TEXT NOT NULL DEFAULT '';",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -208,7 +213,9 @@ void
 hub_connector_clear(struct hub_connector *c)
 {
 	free(c->health);
+	free(c->pfx_key);
 	c->health = NULL;
+	c->pfx_key = NULL;
 }
 
 void
@@ -228,7 +235,8 @@ hub_challenge_clear(struct hub_challenge *c)
 }
 
 #define CONN_COLS "id, tenant, name, version, features, serial, not_after, prev_serial, " \
-	"prev_not_after, registered, last_seen, last_health, disabled, health"
+	"prev_not_after, registered, last_seen, last_health, disabled, health, pfx_key, " \
+	"pfx_key_name, pfx_key_updated"
 
 static void
 row_connector(sqlite3_stmt *st, struct hub_connector *c)
@@ -248,10 +256,13 @@ row_connector(sqlite3_stmt *st, struct hub_connector *c)
 	c->last_health = sqlite3_column_int64(st, 11);
 	c->disabled = sqlite3_column_int64(st, 12) != 0;
 	c->health = col_dup(st, 13);
+	c->pfx_key = col_dup(st, 14);
+	col_str(st, 15, c->pfx_key_name, sizeof(c->pfx_key_name));
+	c->pfx_key_updated = sqlite3_column_int64(st, 16);
 }
 
 #define REQ_COLS "id, tenant, feature, state, payload, tag, created, attempt, lease_owner, " \
-	"lease_until, completed, completed_by, succeeded, error_code, error_message, result"
+	"lease_until, completed, completed_by, succeeded, error_code, error_message, result, target"
 
 static void
 row_request(sqlite3_stmt *st, struct hub_request *r)
@@ -273,6 +284,7 @@ row_request(sqlite3_stmt *st, struct hub_request *r)
 	r->error_code = (int32_t)sqlite3_column_int64(st, 13);
 	r->error_message = col_dup(st, 14);
 	r->result = col_dup(st, 15);
+	col_str(st, 16, r->target, sizeof(r->target));
 }
 
 #define TX_COLS "tenant, txid, connector, csr_hash, state, validated, validated_at, " \
@@ -563,6 +575,20 @@ connector_health(struct hub_store *hs, const char *id, const char *version, cons
 }
 
 static enum hub_st
+connector_pfx_key(struct hub_store *hs, const char *id, const char *spki_b64,
+    const char *key_name, int64_t now)
+{
+	struct sq *s = (struct sq *)hs;
+	int rc;
+
+	/* Only a change is written (and dated): a health message repeats the key each time. */
+	rc = sq_run(s, "UPDATE connectors SET pfx_key=?1, pfx_key_name=?2, pfx_key_updated=?3 "
+	    "WHERE id=?4 AND (pfx_key IS NULL OR pfx_key<>?1 OR pfx_key_name<>?2)", "ttit",
+	    spki_b64, key_name, now, id);
+	return rc == SQLITE_OK ? HUB_ST_OK : sq_err(s, rc, "pfx key");
+}
+
+static enum hub_st
 connector_seen(struct hub_store *hs, const char *id, int64_t now)
 {
 	struct sq *s = (struct sq *)hs;
@@ -603,17 +629,19 @@ request_put(struct hub_store *hs, const struct hub_request *r)
 		sq_rollback(s);
 		return HUB_ST_NO_TENANT;
 	}
-	rc = sq_prep(s, &st, "SELECT tenant, feature, payload FROM requests WHERE id=?", "t",
-	    r->id);
+	rc = sq_prep(s, &st, "SELECT tenant, feature, payload, target FROM requests WHERE id=?",
+	    "t", r->id);
 	if (rc != SQLITE_OK)
 		goto fail;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		const char *t = (const char *)sqlite3_column_text(st, 0);
 		const char *p = (const char *)sqlite3_column_text(st, 2);
-		ret = t != NULL && p != NULL && strcmp(t, r->tenant) == 0 &&
+		const char *g = (const char *)sqlite3_column_text(st, 3);
+		ret = t != NULL && p != NULL && g != NULL && strcmp(t, r->tenant) == 0 &&
 		    (uint32_t)sqlite3_column_int64(st, 1) == r->feature &&
-		    strcmp(p, r->payload) == 0 ? HUB_ST_EXISTS : HUB_ST_CONFLICT;
+		    strcmp(p, r->payload) == 0 && strcmp(g, r->target) == 0 ? HUB_ST_EXISTS :
+		    HUB_ST_CONFLICT;
 		sqlite3_finalize(st);
 		sq_rollback(s);
 		return ret;
@@ -622,9 +650,9 @@ request_put(struct hub_store *hs, const struct hub_request *r)
 	st = NULL;
 	if (rc != SQLITE_DONE)
 		goto fail;
-	rc = sq_run(s, "INSERT INTO requests(id, tenant, feature, state, payload, tag, created) "
-	    "VALUES(?,?,?,0,?,?,?)", "ttutti", r->id, r->tenant, r->feature, r->payload, r->tag,
-	    r->created);
+	rc = sq_run(s, "INSERT INTO requests(id, tenant, feature, state, payload, tag, created, "
+	    "target) VALUES(?,?,?,0,?,?,?,?)", "ttuttit", r->id, r->tenant, r->feature, r->payload,
+	    r->tag, r->created, r->target);
 	if (rc != SQLITE_OK || (rc = sq_commit(s)) != SQLITE_OK)
 		goto fail;
 	return HUB_ST_OK;
@@ -662,7 +690,8 @@ request_lease(struct hub_store *hs, const char *tenant, uint32_t feature, const 
 	}
 	rc = sq_prep(s, &st, "SELECT id FROM requests WHERE tenant=?1 AND feature=?2 AND "
 	    "(state=0 OR (state=1 AND lease_until<=?3)) AND (?4 IS NULL OR tag=?4) "
-	    "ORDER BY seq LIMIT ?5", "tuitu", tenant, feature, now, tag, max);
+	    "AND (target='' OR target=?6) ORDER BY seq LIMIT ?5", "tuitut", tenant, feature, now,
+	    tag, max, owner);
 	if (rc != SQLITE_OK)
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max)
@@ -1092,6 +1121,7 @@ static const struct hub_store_ops sq_ops = {
 	.connector_set_cert = connector_set_cert,
 	.connector_health = connector_health,
 	.connector_seen = connector_seen,
+	.connector_pfx_key = connector_pfx_key,
 	.connector_disable = connector_disable,
 	.request_put = request_put,
 	.request_lease = request_lease,

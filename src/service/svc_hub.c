@@ -19,7 +19,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "certconn/ca.h"
 #include "certconn/config.h"
+#include "certconn/config_flows.h"
 #include "certconn/event.h"
 #include "certconn/keyref.h"
 #include "certconn/log.h"
@@ -316,6 +318,67 @@ token_state(void)
 	return rc == CC_KE_UNAVAILABLE || rc == CC_KE_TIMEOUT ? "unavailable" : "degraded";
 }
 
+/*
+ * caReachable: whether net's CA backend answers. The only backend is the local CA (net.ca,
+ * opened by scep_start): it answers when its database does, so a read of the revocation
+ * generation decides. Without net.ca there is no CA backend and the member is left out
+ * (docs/protocol.md section 9).
+ */
+static void
+add_ca_reachable(cJSON *hm)
+{
+	struct cc_ca *ca;
+	uint64_t gen, crl_gen;
+	char err[256];
+
+	if (HB.ctx->conf->ca == NULL)
+		return;
+	ca = scep_ca();
+	cJSON_AddBoolToObject(hm, "caReachable", ca != NULL &&
+	    cc_ca_revocation_gen(ca, &gen, &crl_gen, err, sizeof(err)) == 0);
+}
+
+/*
+ * pfxKey: the public half of the pfx role's key (net.flows.pfx_role, "pfx" by default), so
+ * that the hub can encrypt imported PFX passwords to it (RSA-OAEP). Sent only when the
+ * token has that role with an RSA key; keyName is the role and the first 16 hex digits of
+ * the SHA-256 of the SubjectPublicKeyInfo, which tells a rotated key from the old one.
+ */
+static void
+add_pfx_key(cJSON *hm)
+{
+	const char *role = HB.ctx->conf->flows != NULL && HB.ctx->conf->flows->pfx_role[0] ?
+	    HB.ctx->conf->flows->pfx_role : "pfx";
+	struct keyref_key_info ki;
+	unsigned char dg[32];
+	char name[128], *b64 = NULL;
+	cJSON *o;
+	uint32_t rc;
+
+	memset(&ki, 0, sizeof(ki));
+	rc = keyref_client_key_info(HB.ctx->kc, role, &ki);
+	if (rc != CC_KE_OK) {
+		ERR_clear_error();
+		goto out;
+	}
+	if (ki.key_type != CC_KEY_RSA || ki.spki == NULL || ki.spki_len == 0)
+		goto out;
+	if (EVP_Digest(ki.spki, ki.spki_len, dg, NULL, EVP_sha256(), NULL) != 1)
+		goto out;
+	if (ki.spki_len > 16384 || (b64 = malloc((ki.spki_len + 2) / 3 * 4 + 1)) == NULL)
+		goto out;
+	EVP_EncodeBlock((unsigned char *)b64, ki.spki, (int)ki.spki_len);
+	snprintf(name, sizeof(name), "%s:", role);
+	for (size_t i = 0; i < 8; i++)
+		snprintf(name + strlen(name), sizeof(name) - strlen(name), "%02x", dg[i]);
+	o = cJSON_AddObjectToObject(hm, "pfxKey");
+	cJSON_AddStringToObject(o, "publicKey", b64);
+	cJSON_AddStringToObject(o, "keyName", name);
+out:
+	free(b64);
+	keyref_key_info_free(&ki);
+}
+
 static cJSON *
 features_json(uint32_t mask)
 {
@@ -392,6 +455,8 @@ send_health(void)
 	cJSON_AddNumberToObject(hm, "uptimeSeconds",
 	    (double)((cc_now_ms() - HB.started_ms) / 1000));
 	cJSON_AddStringToObject(hm, "tokenState", token_state());
+	add_ca_reachable(hm);
+	add_pfx_key(hm);
 	q = cJSON_AddObjectToObject(hm, "queue");
 	cJSON_AddNumberToObject(q, "pending", 0);
 	cJSON_AddNumberToObject(q, "inFlight", (double)HB.inflight);
