@@ -554,3 +554,507 @@ device_pkcs1_encrypt_b64(EVP_PKEY *pub, const char *password)
 {
 	return rsa_encrypt_b64(pub, password, RSA_PKCS1_PADDING, NULL);
 }
+
+/* ---- the appliance under test ---- */
+
+#include <signal.h>
+#include <time.h>
+#include <sys/wait.h>
+
+#include <curl/curl.h>
+
+static int
+env_sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	r = system(cmd);
+	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+static char *
+env_text(const char *dir, const char *name)
+{
+	char p[PATH_MAX];
+	char *s;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	s = (char *)device_slurp(p, NULL);
+	if (s != NULL)
+		s[strcspn(s, "\r\n")] = '\0';
+	return s;
+}
+
+/* What dev up wrote: dev.json's URLs, the hub's admin token and CA, the local CA, pfx key. */
+static int
+env_read(struct flows_env *e)
+{
+	char *s, *tok, p[PATH_MAX];
+	cJSON *j, *u, *h;
+	const char *scep;
+	int ret = -1;
+
+	snprintf(p, sizeof(p), "%s/dev.json", e->dir);
+	s = (char *)device_slurp(p, NULL);
+	j = s != NULL ? cJSON_Parse(s) : NULL;
+	free(s);
+	u = cJSON_GetObjectItem(j, "scep_url");
+	h = cJSON_GetObjectItem(j, "hub_url");
+	if (!cJSON_IsString(u) || !cJSON_IsString(h)) {
+		fprintf(stderr, "flows_env: dev.json has no scep_url or hub_url\n");
+		goto out;
+	}
+	scep = u->valuestring;
+	snprintf(e->http, sizeof(e->http), "%.*s", (int)(strstr(scep, "/scep") != NULL ?
+	    strstr(scep, "/scep") - scep : (ptrdiff_t)strlen(scep)), scep);
+	snprintf(e->hub.url, sizeof(e->hub.url), "%s", h->valuestring);
+	snprintf(e->hub.dir, sizeof(e->hub.dir), "%s/hub", e->dir);
+	snprintf(e->hub.conf, sizeof(e->hub.conf), "%s/hub/hub.json", e->dir);
+	snprintf(e->hub.ca_pem, sizeof(e->hub.ca_pem), "%s/hub/ca.pem", e->dir);
+	snprintf(e->hub.log, sizeof(e->hub.log), "%s/hub/hub.log", e->dir);
+	tok = env_text(e->dir, "hub/admin-token");
+	if (tok == NULL)
+		goto out;
+	snprintf(e->hub.admin_token, sizeof(e->hub.admin_token), "%s", tok);
+	OPENSSL_cleanse(tok, strlen(tok));
+	free(tok);
+	e->hub.pid = 0; /* not ours: hub_harness_stop must never be used on it */
+	X509_free(e->ca);
+	snprintf(p, sizeof(p), "%s/ca.pem", e->dir);
+	e->ca = device_load_cert(p);
+	/* The pfx role's public key, straight from the token. */
+	snprintf(p, sizeof(p), "%s/pfx.der", e->tmp);
+	if (env_sh("SOFTHSM2_CONF='%s/softhsm2.conf' pkcs11-tool --module "
+	    "/usr/lib/softhsm/libsofthsm2.so --token-label certconn --read-object --type pubkey "
+	    "--label pfx -o '%s' >/dev/null 2>&1", e->dir, p) != 0) {
+		fprintf(stderr, "flows_env: cannot read the pfx public key from the token\n");
+		goto out;
+	}
+	EVP_PKEY_free(e->pfx_pub);
+	e->pfx_pub = device_load_pubkey(p);
+	ret = e->ca != NULL && e->pfx_pub != NULL ? 0 : -1;
+out:
+	cJSON_Delete(j);
+	return ret;
+}
+
+static int
+env_dev(struct flows_env *e, const char *what)
+{
+	if (env_sh("'%s' dev %s --dir '%s' >> '%s/up.log' 2>&1", e->ctl, what, e->dir,
+	    e->tmp) != 0) {
+		fprintf(stderr, "flows_env: dev %s failed; its log:\n", what);
+		(void)env_sh("tail -40 '%s/up.log' '%s/certconnd.log' >&2", e->tmp, e->dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* Objects merge member by member; anything else replaces. */
+static void
+merge(cJSON *dst, const cJSON *src)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, src) {
+		cJSON *d = cJSON_GetObjectItemCaseSensitive(dst, it->string);
+
+		if (cJSON_IsObject(it) && cJSON_IsObject(d)) {
+			merge(d, it);
+			continue;
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(dst, it->string);
+		cJSON_AddItemToObject(dst, it->string, cJSON_Duplicate(it, 1));
+	}
+}
+
+int
+flows_env_patch(struct flows_env *e, const char *net_patch)
+{
+	char *s = (char *)device_slurp(e->cfg, NULL), *text;
+	cJSON *j = s != NULL ? cJSON_Parse(s) : NULL, *patch = cJSON_Parse(net_patch), *net;
+	FILE *f;
+
+	free(s);
+	net = cJSON_GetObjectItem(j, "net");
+	if (net == NULL || !cJSON_IsObject(patch)) {
+		fprintf(stderr, "flows_env: no net in %s or a bad patch\n", e->cfg);
+		cJSON_Delete(j);
+		cJSON_Delete(patch);
+		return -1;
+	}
+	merge(net, patch);
+	cJSON_Delete(patch);
+	text = cJSON_Print(j);
+	cJSON_Delete(j);
+	f = fopen(e->cfg, "w");
+	if (f == NULL || text == NULL) {
+		free(text);
+		if (f != NULL)
+			fclose(f);
+		return -1;
+	}
+	fputs(text, f);
+	fclose(f);
+	free(text);
+	if (env_dev(e, "down") == -1 || env_dev(e, "up") == -1)
+		return -1;
+	return env_read(e);
+}
+
+int
+flows_env_up(struct flows_env *e, const char *net_patch)
+{
+	const char *bin = getenv("CERTCONNCTL");
+
+	memset(e, 0, sizeof(*e));
+	if (bin == NULL) {
+		fprintf(stderr, "flows_env: CERTCONNCTL is not set (run through ctest)\n");
+		return -1;
+	}
+	snprintf(e->ctl, sizeof(e->ctl), "%s", bin);
+	snprintf(e->tmp, sizeof(e->tmp), "/tmp/certconn-flows.XXXXXX");
+	if (mkdtemp(e->tmp) == NULL)
+		return -1;
+	/* net and keys run as their own users when we are root: they must pass through */
+	chmod(e->tmp, 0755);
+	snprintf(e->dir, sizeof(e->dir), "%s/dev", e->tmp);
+	snprintf(e->cfg, sizeof(e->cfg), "%s/certconnd.json", e->dir);
+	if (env_dev(e, "up") == -1 || env_read(e) == -1)
+		return -1;
+	if (net_patch != NULL)
+		return flows_env_patch(e, net_patch);
+	return 0;
+}
+
+void
+flows_env_down(struct flows_env *e, bool print_logs)
+{
+	if (e->tmp[0] == '\0')
+		return;
+	if (print_logs) {
+		(void)env_sh("echo '--- certconnd.log'; tail -30 '%s/certconnd.log'; "
+		    "echo '--- admin.jsonl'; tail -20 '%s/log/admin.jsonl'; "
+		    "echo '--- operational.jsonl'; tail -40 '%s/log/operational.jsonl'; "
+		    "echo '--- hub.log'; grep -v ' debug: ' '%s/hub/hub.log' | tail -20", e->dir,
+		    e->dir, e->dir, e->dir);
+	}
+	(void)env_sh("'%s' dev down --dir '%s' >/dev/null 2>&1", e->ctl, e->dir);
+	(void)env_sh("rm -rf '%s'", e->tmp);
+	X509_free(e->ca);
+	EVP_PKEY_free(e->pfx_pub);
+	e->ca = NULL;
+	e->pfx_pub = NULL;
+	e->tmp[0] = '\0';
+}
+
+int
+flows_ctl(struct flows_env *e, char *out, size_t outlen, const char *fmt, ...)
+{
+	char args[2048], cmd[4096];
+	va_list ap;
+	FILE *p;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "'%s' -c '%s' %s 2>>'%s/ctl.err'", e->ctl, e->cfg, args,
+	    e->tmp);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	if (out != NULL) {
+		out[0] = '\0';
+		if (fgets(out, (int)outlen, p) != NULL)
+			out[strcspn(out, "\n")] = '\0';
+	}
+	while (fgetc(p) != EOF)
+		;
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int
+flows_pids(struct flows_env *e, pid_t *parent, pid_t *net, pid_t *keys)
+{
+	char cmd[1024], out[128] = "";
+	FILE *p;
+	long a = 0, b = 0, c = 0;
+
+	snprintf(cmd, sizeof(cmd), "'%s' -c '%s' status --json 2>/dev/null | python3 -c "
+	    "'import json,sys; p=json.load(sys.stdin)[\"pids\"]; "
+	    "print(p.get(\"parent\",0), p.get(\"net\",0), p.get(\"keys\",0))'", e->ctl, e->cfg);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	if (fgets(out, sizeof(out), p) == NULL)
+		out[0] = '\0';
+	pclose(p);
+	if (sscanf(out, "%ld %ld %ld", &a, &b, &c) != 3)
+		return -1;
+	if (parent != NULL)
+		*parent = (pid_t)a;
+	if (net != NULL)
+		*net = (pid_t)b;
+	if (keys != NULL)
+		*keys = (pid_t)c;
+	return 0;
+}
+
+pid_t
+flows_hub_pid(struct flows_env *e)
+{
+	char *s = env_text(e->dir, "hub/hub.pid");
+	long pid = s != NULL ? strtol(s, NULL, 10) : 0;
+
+	free(s);
+	return pid > 1 && kill((pid_t)pid, 0) == 0 ? (pid_t)pid : 0;
+}
+
+int
+flows_hub_stop(struct flows_env *e)
+{
+	pid_t pid = flows_hub_pid(e);
+
+	if (pid == 0)
+		return -1;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 100 && kill(pid, 0) == 0; i++)
+		usleep(100000);
+	return kill(pid, 0) == 0 ? -1 : 0;
+}
+
+int
+flows_hub_start(struct flows_env *e)
+{
+	if (env_dev(e, "up") == -1)
+		return -1;
+	return env_read(e);
+}
+
+int
+flows_queue(struct flows_env *e, const char *feature, const char *payload, char *id,
+    size_t idlen)
+{
+	return hub_test_queue(&e->hub, "dev", feature, payload, id, idlen);
+}
+
+cJSON *
+flows_request(struct flows_env *e, const char *id)
+{
+	struct hub_resp r;
+	char path[256];
+	cJSON *v = NULL;
+
+	snprintf(path, sizeof(path), "requests/%s", id);
+	if (hub_admin(&e->hub, "GET", path, NULL, &r) == 0 && r.status == 200)
+		v = cJSON_DetachItemFromObject(r.json, "value");
+	hub_resp_free(&r);
+	return v;
+}
+
+static const char *
+state_of(const cJSON *v)
+{
+	const cJSON *s = cJSON_GetObjectItem(v, "state");
+
+	return cJSON_IsString(s) ? s->valuestring : "";
+}
+
+cJSON *
+flows_wait(struct flows_env *e, const char *id, int timeout_s)
+{
+	for (int i = 0; i < timeout_s * 5; i++) {
+		cJSON *v = flows_request(e, id);
+		const char *st = state_of(v);
+
+		if (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0)
+			return v;
+		cJSON_Delete(v);
+		usleep(200000);
+	}
+	fprintf(stderr, "flows_env: request %s did not finish in %d s\n", id, timeout_s);
+	return flows_request(e, id);
+}
+
+int
+flows_wait_state(struct flows_env *e, const char *id, const char *state, int timeout_ms)
+{
+	for (int i = 0; i < timeout_ms / 20; i++) {
+		cJSON *v = flows_request(e, id);
+		int ok = strcmp(state_of(v), state) == 0;
+
+		cJSON_Delete(v);
+		if (ok)
+			return 0;
+		usleep(20000);
+	}
+	return -1;
+}
+
+/* Counts the matching event lines; *last gets the last one's details. */
+static int
+each_event(struct flows_env *e, const char *file, int id, const char *corr, cJSON **last)
+{
+	char p[PATH_MAX], *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+	int n = 0;
+
+	snprintf(p, sizeof(p), "%s/log/%s", e->dir, file);
+	f = fopen(p, "r");
+	if (f == NULL)
+		return 0;
+	while (getline(&line, &cap, f) > 0) {
+		cJSON *ev = cJSON_Parse(line), *i, *c, *r;
+
+		i = cJSON_GetObjectItem(ev, "id");
+		c = cJSON_GetObjectItem(ev, "correlationId");
+		r = cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "details"), "requestId");
+		/* the request's id is its correlation id (the flows also name it in details) */
+		if (cJSON_IsNumber(i) && i->valueint == id && (corr == NULL ||
+		    (cJSON_IsString(c) && strcmp(c->valuestring, corr) == 0) ||
+		    (cJSON_IsString(r) && strcmp(r->valuestring, corr) == 0))) {
+			n++;
+			if (last != NULL) {
+				cJSON_Delete(*last);
+				*last = cJSON_DetachItemFromObject(ev, "details");
+				if (*last == NULL)
+					*last = cJSON_CreateObject();
+			}
+		}
+		cJSON_Delete(ev);
+	}
+	free(line);
+	fclose(f);
+	return n;
+}
+
+int
+flows_events(struct flows_env *e, const char *file, int id, const char *corr)
+{
+	return each_event(e, file, id, corr, NULL);
+}
+
+int
+flows_wait_events(struct flows_env *e, const char *file, int id, const char *corr, int want,
+    int timeout_ms)
+{
+	int n = 0;
+
+	for (int i = 0; i <= timeout_ms / 100; i++) {
+		n = each_event(e, file, id, corr, NULL);
+		if (n >= want)
+			return n;
+		usleep(100000);
+	}
+	return n;
+}
+
+cJSON *
+flows_event_detail(struct flows_env *e, const char *file, int id, const char *corr)
+{
+	cJSON *last = NULL;
+
+	(void)each_event(e, file, id, corr, &last);
+	return last;
+}
+
+int
+flows_ca_count(struct flows_env *e, const char *needle)
+{
+	char cmd[2048], line[1024];
+	FILE *p;
+	int n = 0, st;
+
+	snprintf(cmd, sizeof(cmd), "'%s' -c '%s' ca list --limit 100000 2>>'%s/ctl.err'",
+	    e->ctl, e->cfg, e->tmp);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	if (fgets(line, sizeof(line), p) == NULL) { /* the header line */
+		pclose(p);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), p) != NULL)
+		if (needle == NULL || strstr(line, needle) != NULL)
+			n++;
+	st = pclose(p);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? n : -1;
+}
+
+struct env_buf {
+	uint8_t *p;
+	size_t n;
+};
+
+static size_t
+env_write(char *d, size_t size, size_t nmemb, void *arg)
+{
+	struct env_buf *b = arg;
+	size_t add = size * nmemb;
+	uint8_t *np;
+
+	if (b->n + add > (8u << 20) || (np = realloc(b->p, b->n + add + 1)) == NULL)
+		return 0;
+	memcpy(np + b->n, d, add);
+	b->p = np;
+	b->n += add;
+	return add;
+}
+
+X509_CRL *
+flows_fetch_crl(struct flows_env *e, const char *name)
+{
+	CURL *c = curl_easy_init();
+	struct env_buf b = { NULL, 0 };
+	char url[512];
+	long status = 0;
+	X509_CRL *crl = NULL;
+	const unsigned char *p;
+
+	if (c == NULL)
+		return NULL;
+	snprintf(url, sizeof(url), "%s/crl/%s.crl", e->http, name);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, env_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	if (curl_easy_perform(c) == CURLE_OK &&
+	    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200 &&
+	    b.p != NULL) {
+		p = b.p;
+		crl = d2i_X509_CRL(NULL, &p, (long)b.n);
+	}
+	if (crl == NULL)
+		fprintf(stderr, "flows_env: GET %s: HTTP %ld, %zu bytes, %s\n", url, status, b.n,
+		    b.p != NULL ? "not a DER CRL" : "no body");
+	free(b.p);
+	curl_easy_cleanup(c);
+	return crl;
+}
+
+bool
+flows_crl_has(X509_CRL *crl, const char *serial_hex)
+{
+	STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl);
+	BIGNUM *want = NULL;
+	bool found = false;
+
+	if (BN_hex2bn(&want, serial_hex) == 0)
+		return false;
+	for (int i = 0; i < sk_X509_REVOKED_num(rev) && !found; i++) {
+		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(
+		    sk_X509_REVOKED_value(rev, i)), NULL);
+		found = bn != NULL && BN_cmp(bn, want) == 0;
+		BN_free(bn);
+	}
+	BN_free(want);
+	return found;
+}

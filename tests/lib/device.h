@@ -115,4 +115,72 @@ uint8_t *device_slurp(const char *path, size_t *len);
 EVP_PKEY *device_load_pubkey(const char *path);
 X509 *device_load_cert(const char *path);
 
+/* ---- the appliance under test: `certconnctl dev up` in a temporary directory ---- */
+
+#include <cjson/cJSON.h>
+#include <sys/types.h>
+
+#include "hub_harness.h"
+
+struct flows_env {
+	char tmp[64];          /* mkdtemp */
+	char dir[128];         /* tmp/dev: dev up's directory */
+	char cfg[192];         /* dir/certconnd.json */
+	char ctl[512];         /* $CERTCONNCTL */
+	char http[128];        /* http://127.0.0.1:<port> of net (SCEP, /crl, /ca) */
+	struct hub_harness hub; /* url, ca_pem, admin_token, conf of the dev hub (not started
+	                         * by the harness: use the hub_admin call only) */
+	X509 *ca;              /* the local CA's certificate */
+	EVP_PKEY *pfx_pub;     /* the connector's pfx role key (read from the token with
+	                        * pkcs11-tool, independently of certconn) */
+};
+
+/*
+ * dev up under a fresh temporary directory. net_patch: JSON object text merged into the
+ * "net" section of the config dev up wrote (objects member by member, anything else
+ * replaced; e.g. {"flows":{"max_attempts":2},"service":{"retry":{"max_attempts":2}}}),
+ * then the appliance is restarted (dev down, dev up); or NULL. 0/-1 (logs on stderr).
+ */
+int flows_env_up(struct flows_env *e, const char *net_patch);
+/* Merges net_patch into "net" and restarts the appliance (dev down, dev up). */
+int flows_env_patch(struct flows_env *e, const char *net_patch);
+/* dev down and the directory removed (the logs are printed first when print_logs). */
+void flows_env_down(struct flows_env *e, bool print_logs);
+/* certconnctl -c CFG <args>: exit status; the first line of stdout in out (may be NULL). */
+int flows_ctl(struct flows_env *e, char *out, size_t outlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* pids of certconnd's parent, net and keys (0 when not known). */
+int flows_pids(struct flows_env *e, pid_t *parent, pid_t *net, pid_t *keys);
+pid_t flows_hub_pid(struct flows_env *e);
+/* Stops (SIGTERM) / starts (dev up keeps a running certconnd) the dev hub. */
+int flows_hub_stop(struct flows_env *e);
+int flows_hub_start(struct flows_env *e);
+
+/* Queues a request of feature for tenant "dev": its id into id. payload: JSON object text. */
+int flows_queue(struct flows_env *e, const char *feature, const char *payload, char *id,
+    size_t idlen);
+/* GET requests/<id>: the "value" object (caller frees) or NULL. */
+cJSON *flows_request(struct flows_env *e, const char *id);
+/* Polls the request until its state is "completed" or "failed" (or timeout_s passes). */
+cJSON *flows_wait(struct flows_env *e, const char *id, int timeout_s);
+/* Polls until the request's state is state (e.g. "leased"); 0 when it was seen. */
+int flows_wait_state(struct flows_env *e, const char *id, const char *state, int timeout_ms);
+
+/*
+ * Events of id in channel file ("admin.jsonl", "operational.jsonl", "debug.jsonl") whose
+ * correlationId is corr (or any when corr is NULL). flows_event_detail gives a copy of the
+ * last such event's details object (caller frees), or NULL.
+ */
+int flows_events(struct flows_env *e, const char *file, int id, const char *corr);
+int flows_wait_events(struct flows_env *e, const char *file, int id, const char *corr, int want,
+    int timeout_ms);
+cJSON *flows_event_detail(struct flows_env *e, const char *file, int id, const char *corr);
+/* Certificates in the local CA's store (`certconnctl ca list`) whose line contains needle
+ * (NULL: all). -1 when the command failed. */
+int flows_ca_count(struct flows_env *e, const char *needle);
+/* GET <net>/crl/<name>.crl, DER-decoded (caller frees); NULL on failure. */
+X509_CRL *flows_fetch_crl(struct flows_env *e, const char *name);
+/* Whether serial (hex) is on crl. */
+bool flows_crl_has(X509_CRL *crl, const char *serial_hex);
+
 #endif
