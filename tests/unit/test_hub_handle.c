@@ -3,7 +3,10 @@
  * CA key in a SoftHSM2 token and a clock the test moves: everything that depends on time
  * without waiting for it (token, lease and challenge expiry, attempts used up, unhealthy
  * marking, the lifecycle of a running connector and the blocking of a version past its 18
- * months, mixed versions in a tenant), and the store's schema migrations.
+ * months, mixed versions in a tenant), and the store's schema migrations. Also the PFX import
+ * (connectors' pfx keys from health messages, the password encrypted to them with RSA-OAEP
+ * and decrypted here with the real private key, targeting, refusals) and a queued request's
+ * round trip through the admin API.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +20,8 @@
 #include <cmocka.h>
 
 #include <openssl/evp.h>
+#include <openssl/pkcs12.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <sqlite3.h>
 
@@ -527,6 +532,344 @@ test_mixed_versions(void **state)
 	assert_string_equal(conn_field(a.connector, "mixedVersions"), "false");
 }
 
+/* ---- PFX import ---- */
+
+static char *
+b64_of(const unsigned char *der, int n)
+{
+	char *o = malloc((size_t)(n + 2) / 3 * 4 + 1);
+
+	assert_non_null(o);
+	EVP_EncodeBlock((unsigned char *)o, der, n);
+	return o;
+}
+
+static char *
+spki_b64(EVP_PKEY *k)
+{
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(k, &der);
+	char *o;
+
+	assert_true(n > 0);
+	o = b64_of(der, n);
+	OPENSSL_free(der);
+	return o;
+}
+
+/* A PKCS#12 (key and self-signed certificate) protected by password, base64. */
+static char *
+make_pfx(const char *password)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	PKCS12 *p12;
+	unsigned char *der = NULL;
+	char *o;
+	int n;
+
+	assert_non_null(k);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	    (const unsigned char *)"smime user", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, k);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	p12 = PKCS12_create(password, "smime", k, x, NULL, 0, 0, 0, 0, 0);
+	assert_non_null(p12);
+	n = i2d_PKCS12(p12, &der);
+	assert_true(n > 0);
+	o = b64_of(der, n);
+	OPENSSL_free(der);
+	PKCS12_free(p12);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return o;
+}
+
+static int
+health_pfx(const struct hub_peer *p, const char *features, const char *spki, const char *name)
+{
+	char *body = malloc(strlen(spki) + 512);
+	int st;
+
+	sprintf(body, "{\"healthMessage\":{\"version\":\"1.0.0\",\"features\":%s,"
+	    "\"uptimeSeconds\":5,\"tokenState\":\"ok\",\"caReachable\":true,"
+	    "\"pfxKey\":{\"publicKey\":\"%s\",\"keyName\":\"%s\"}}}", features, spki, name);
+	cJSON_Delete(cpost(p, "/api/ConnectorHealth/uploadHealthMessage", body, &st));
+	free(body);
+	return st;
+}
+
+/* POST admin/pfxImports; extra: more members (",\"connectorId\":..."). */
+static cJSON *
+pfx_import(const char *pfx, const char *password, const char *extra, const char *device,
+    int *st)
+{
+	char *body = malloc(strlen(pfx) + strlen(device) + 1024);
+	cJSON *j;
+
+	sprintf(body, "{\"pfxImport\":{\"tenantId\":\"t1\",\"pfx\":\"%s\",\"password\":"
+	    "\"%s\",\"devicePublicKey\":\"%s\",\"deviceId\":\"dev-1\"%s}}", pfx, password,
+	    device, extra);
+	j = admin("POST", "/admin/pfxImports", body, st);
+	free(body);
+	return j;
+}
+
+/* Leases one pfx-import request as p; its payload (caller frees) or NULL when none. */
+static cJSON *
+lease_pfx(const struct hub_peer *p)
+{
+	int st;
+	cJSON *j = cpost(p, "/api/ConnectorRequests/downloadRequests", "{\"downloadParameters\":"
+	    "{\"feature\":\"pfx-import\",\"maxRequests\":1}}", &st), *out = NULL;
+
+	assert_int_equal(st, 200);
+	if (cJSON_GetArraySize(V(j)) == 1)
+		out = cJSON_DetachItemFromObject(cJSON_GetArrayItem(V(j), 0), "payload");
+	cJSON_Delete(j);
+	return out;
+}
+
+/* RSA-OAEP decryption of the payload's encryptedPassword with k and digest md; the
+ * plaintext (static) or NULL when it does not decrypt. */
+static const char *
+oaep_decrypt(EVP_PKEY *k, const cJSON *payload, const char *md)
+{
+	static char out[600];
+	const char *b64 = S(payload, "encryptedPassword");
+	unsigned char ct[1024];
+	size_t len = sizeof(out) - 1;
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k, NULL);
+	int n, ok;
+
+	assert_non_null(b64);
+	assert_true(strlen(b64) < 1300);
+	n = EVP_DecodeBlock(ct, (const unsigned char *)b64, (int)strlen(b64));
+	/* DecodeBlock counts the bytes that the '=' padding stands for */
+	n -= (int)(strlen(b64) - strcspn(b64, "="));
+	assert_int_equal(n, 256);  /* an RSA-2048 ciphertext */
+	ok = c != NULL && EVP_PKEY_decrypt_init(c) > 0 &&
+	    EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) > 0 &&
+	    EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_get_digestbyname(md)) > 0 &&
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_get_digestbyname(md)) > 0 &&
+	    EVP_PKEY_decrypt(c, (unsigned char *)out, &len, ct, 256) > 0;
+	EVP_PKEY_CTX_free(c);
+	if (!ok)
+		return NULL;
+	out[len] = '\0';
+	return out;
+}
+
+static void
+test_pfx_import(void **state)
+{
+	struct hub_peer a, b, c2;
+	EVP_PKEY *ka = EVP_RSA_gen(2048), *kb = EVP_RSA_gen(2048), *ec = EVP_EC_gen("P-256");
+	EVP_PKEY *dev = EVP_EC_gen("P-256");
+	char *sa = spki_b64(ka), *sb = spki_b64(kb), *sec = spki_b64(ec), *sdev = spki_b64(dev);
+	char *pfx = make_pfx("Secret-123"), extra[256], id1[80];
+	const char *pt;
+	cJSON *j, *pl;
+	int st;
+
+	(void)state;
+	reg("t1", "[\"pfx-import\"]", "1.0.0", &a);
+	reg("t1", "[\"pfx-import\",\"pkcs\"]", "1.0.0", &b);
+	reg("t2", "[\"pfx-import\"]", "1.0.0", &c2);
+	/* nobody has reported a key: nothing to encrypt to */
+	j = pfx_import(pfx, "Secret-123", "", sdev, &st);
+	assert_int_equal(st, 409);
+	assert_string_equal(ecode(j), "Conflict");
+	cJSON_Delete(j);
+	/* health messages bring the keys; an EC key or garbage is refused */
+	assert_int_equal(health_pfx(&a, "[\"pfx-import\"]", sec, "pfx:ec"), 400);
+	assert_int_equal(health_pfx(&a, "[\"pfx-import\"]", "AAAA", "pfx:x"), 400);
+	assert_int_equal(health_pfx(&a, "[\"pfx-import\"]", sa, ""), 400);
+	assert_string_equal(conn_field(a.connector, "pfxKey"), "");
+	assert_int_equal(health_pfx(&a, "[\"pfx-import\"]", sa, "pfx:aaaa"), 200);
+	j = admin("GET", "/admin/connectors?tenantId=t1", NULL, &st);
+	{
+		const cJSON *c;
+		int seen = 0;
+		cJSON_ArrayForEach(c, V(j)) {
+			const cJSON *pk = cJSON_GetObjectItem(c, "pfxKey");
+			if (strcmp(S(c, "connectorId"), a.connector) == 0) {
+				assert_string_equal(S(pk, "publicKey"), sa);
+				assert_string_equal(S(pk, "keyName"), "pfx:aaaa");
+				assert_string_equal(S(pk, "updatedUtc"), "2025-01-01T00:00:00Z");
+				seen++;
+			} else {
+				assert_true(cJSON_IsNull(pk));
+			}
+		}
+		assert_int_equal(seen, 1);
+	}
+	cJSON_Delete(j);
+	/* b (pfx-import too) has not reported its key: the tenant-wide form is refused */
+	j = pfx_import(pfx, "Secret-123", "", sdev, &st);
+	assert_int_equal(st, 409);
+	cJSON_Delete(j);
+	/* b reports another key: still refused without a connector ... */
+	assert_int_equal(health_pfx(&b, "[\"pfx-import\"]", sb, "pfx:bbbb"), 200);
+	j = pfx_import(pfx, "Secret-123", "", sdev, &st);
+	assert_int_equal(st, 409);
+	cJSON_Delete(j);
+	/* ... and accepted for a, with the default OAEP-SHA512; only a may lease it */
+	snprintf(extra, sizeof(extra), ",\"connectorId\":\"%s\",\"requestId\":\"imp-1\"",
+	    a.connector);
+	j = pfx_import(pfx, "Secret-123", extra, sdev, &st);
+	assert_int_equal(st, 201);
+	assert_string_equal(S(V(j), "requestId"), "imp-1");
+	assert_string_equal(S(V(j), "targetConnector"), a.connector);
+	assert_string_equal(S(V(j), "feature"), "pfx-import");
+	cJSON_Delete(j);
+	/* the same requestId again is the same request */
+	j = pfx_import(pfx, "Secret-123", extra, sdev, &st);
+	assert_int_equal(st, 200);
+	cJSON_Delete(j);
+	assert_null(lease_pfx(&b));
+	pl = lease_pfx(&a);
+	assert_non_null(pl);
+	assert_string_equal(S(pl, "paddingScheme"), "OaepSha512");
+	assert_string_equal(S(pl, "keyName"), "pfx:aaaa");
+	assert_string_equal(S(pl, "pfx"), pfx);
+	assert_string_equal(S(pl, "devicePublicKey"), sdev);
+	assert_string_equal(S(pl, "deviceId"), "dev-1");
+	assert_null(cJSON_GetObjectItem(pl, "password"));
+	pt = oaep_decrypt(ka, pl, "SHA512");
+	assert_non_null(pt);
+	assert_string_equal(pt, "Secret-123");
+	assert_null(oaep_decrypt(ka, pl, "SHA256"));   /* the padding scheme is what it says */
+	assert_null(oaep_decrypt(kb, pl, "SHA512"));   /* and the key is a's */
+	cJSON_Delete(pl);
+	/* b now reports a's key (shared pfx key): the tenant-wide form works, any may lease */
+	assert_int_equal(health_pfx(&b, "[\"pfx-import\"]", sa, "pfx:aaaa"), 200);
+	j = pfx_import(pfx, "Secret-123", ",\"paddingScheme\":\"OaepSha256\"", sdev, &st);
+	assert_int_equal(st, 201);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(V(j), "targetConnector")));
+	snprintf(id1, sizeof(id1), "%s", S(V(j), "requestId"));
+	cJSON_Delete(j);
+	pl = lease_pfx(&b);
+	assert_non_null(pl);
+	assert_string_equal(S(pl, "paddingScheme"), "OaepSha256");
+	assert_string_equal(oaep_decrypt(ka, pl, "SHA256"), "Secret-123");
+	cJSON_Delete(pl);
+	j = pfx_import(pfx, "Secret-123", ",\"paddingScheme\":\"OaepSha384\"", sdev, &st);
+	assert_int_equal(st, 201);
+	cJSON_Delete(j);
+	pl = lease_pfx(&a);
+	assert_string_equal(oaep_decrypt(ka, pl, "SHA384"), "Secret-123");
+	cJSON_Delete(pl);
+	/* refusals */
+	j = pfx_import(pfx, "Wrong-pass", "", sdev, &st);       /* the MAC says no */
+	assert_int_equal(st, 400);
+	assert_string_equal(ecode(j), "InvalidParameter");
+	cJSON_Delete(j);
+	j = pfx_import(pfx, "Secret-123", ",\"paddingScheme\":\"OaepSha1\"", sdev, &st);
+	assert_int_equal(st, 400);
+	cJSON_Delete(j);
+	j = pfx_import("bm90IGEgcGZ4", "Secret-123", "", sdev, &st);   /* "not a pfx" */
+	assert_int_equal(st, 400);
+	cJSON_Delete(j);
+	j = pfx_import(pfx, "Secret-123", ",\"deviceCertificate\":\"AAAA\"", sdev, &st);
+	assert_int_equal(st, 400);
+	cJSON_Delete(j);
+	j = pfx_import(pfx, "Secret-123", ",\"surprise\":1", sdev, &st);
+	assert_int_equal(st, 400);
+	assert_string_equal(ecode(j), "MalformedRequest");
+	cJSON_Delete(j);
+	/* a password that is not printable ASCII cannot be one byte per character */
+	j = pfx_import(pfx, "p\u00e4ss", ",\"verifyPassword\":false", sdev, &st);
+	assert_int_equal(st, 400);
+	cJSON_Delete(j);
+	/* without the check, a password the PFX does not take is queued (the flow fails it) */
+	j = pfx_import(pfx, "Wrong-pass", ",\"verifyPassword\":false", sdev, &st);
+	assert_int_equal(st, 201);
+	cJSON_Delete(j);
+	/* a connector of another tenant is not found from this one */
+	snprintf(extra, sizeof(extra), ",\"connectorId\":\"%s\"", c2.connector);
+	j = pfx_import(pfx, "Secret-123", extra, sdev, &st);
+	assert_int_equal(st, 404);
+	cJSON_Delete(j);
+	/* the queued request is readable with its payload (the ciphertext, never the password) */
+	{
+		char path[160];
+		snprintf(path, sizeof(path), "/admin/requests/%s", id1);
+		j = admin("GET", path, NULL, &st);
+		assert_int_equal(st, 200);
+		assert_string_equal(S(V(j), "state"), "leased");
+		assert_non_null(S(cJSON_GetObjectItem(V(j), "payload"), "encryptedPassword"));
+		{
+			char *t = cJSON_PrintUnformatted(j);
+			assert_non_null(t);
+			assert_null(strstr(t, "Secret-123"));
+			free(t);
+		}
+		cJSON_Delete(j);
+	}
+	free(sa); free(sb); free(sec); free(sdev); free(pfx);
+	EVP_PKEY_free(ka); EVP_PKEY_free(kb); EVP_PKEY_free(ec); EVP_PKEY_free(dev);
+}
+
+/* pkcs, pkcs-recrypt and revoke queued through the admin API with the members section 6
+ * lists, leased, answered, and read back with their result. */
+static void
+test_request_roundtrip(void **state)
+{
+	static const char *const q[] = {
+		"{\"request\":{\"tenantId\":\"t1\",\"feature\":\"pkcs\",\"requestId\":\"r-pkcs\","
+		"\"payload\":{\"deviceId\":\"d1\",\"devicePublicKey\":\"AAAA\",\"profile\":\"p\"}}}",
+		"{\"request\":{\"tenantId\":\"t1\",\"feature\":\"pkcs-recrypt\",\"requestId\":"
+		"\"r-rec\",\"payload\":{\"deviceId\":\"d2\",\"encryptedPayload\":\"AAAA\","
+		"\"deviceCertificate\":\"AAAA\"}}}",
+		"{\"request\":{\"tenantId\":\"t1\",\"feature\":\"revoke\",\"requestId\":\"r-rev\","
+		"\"payload\":{\"serialNumber\":\"0A1B\",\"issuerName\":\"CN=x\"}}}",
+	};
+	static const char *const bad[] = {
+		"{\"request\":{\"tenantId\":\"t1\",\"feature\":\"pkcs\",\"payload\":{\"deviceId\":\"d\"}}}",
+		"{\"request\":{\"tenantId\":\"t1\",\"feature\":\"pkcs-recrypt\",\"payload\":"
+		"{\"deviceId\":\"d\",\"devicePublicKey\":\"AAAA\"}}}",
+		"{\"request\":{\"tenantId\":\"t1\",\"feature\":\"revoke\",\"payload\":{}}}",
+	};
+	static const char *const feat[] = { "pkcs", "pkcs-recrypt", "revoke" };
+	static const char *const ids[] = { "r-pkcs", "r-rec", "r-rev" };
+	struct hub_peer a;
+	char id[80], body[512], path[128];
+	cJSON *j;
+	int st;
+
+	(void)state;
+	reg("t1", "[\"pkcs\",\"pkcs-recrypt\",\"revoke\"]", "1.0.0", &a);
+	for (size_t i = 0; i < 3; i++) {
+		cJSON_Delete(admin("POST", "/admin/requests", q[i], &st));
+		assert_int_equal(st, 201);
+		j = admin("POST", "/admin/requests", bad[i], &st);
+		assert_int_equal(st, 400);
+		assert_string_equal(ecode(j), "InvalidParameter");
+		cJSON_Delete(j);
+		assert_int_equal(lease(&a, feat[i], 60, id, sizeof(id)), 1);
+		assert_string_equal(id, ids[i]);
+		snprintf(body, sizeof(body), "{\"results\":[{\"requestId\":\"%s\",\"succeeded\":"
+		    "true,\"errorCode\":0,\"result\":{\"n\":%zu}}]}", id, i);
+		cJSON_Delete(cpost(&a, "/api/ConnectorRequests/uploadResults", body, &st));
+		assert_int_equal(st, 200);
+		snprintf(path, sizeof(path), "/admin/requests/%s", id);
+		j = admin("GET", path, NULL, &st);
+		assert_int_equal(st, 200);
+		assert_string_equal(S(V(j), "state"), "completed");
+		assert_string_equal(S(V(j), "completedBy"), a.connector);
+		assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(V(j), "result"), "n")->
+		    valueint, (int)i);
+		assert_non_null(cJSON_GetObjectItem(V(j), "payload"));
+		cJSON_Delete(j);
+	}
+}
+
 static void
 test_migrations(void **state)
 {
@@ -573,6 +916,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_unhealthy, each, each_done),
 		cmocka_unit_test_setup_teardown(test_lifecycle_running, each, each_done),
 		cmocka_unit_test_setup_teardown(test_mixed_versions, each, each_done),
+		cmocka_unit_test_setup_teardown(test_pfx_import, each, each_done),
+		cmocka_unit_test_setup_teardown(test_request_roundtrip, each, each_done),
 		cmocka_unit_test(test_migrations),
 	};
 
