@@ -21,7 +21,9 @@ static const char *const net_syscalls[] = {
 	"rseq", "sched_yield", "sched_getaffinity", "clock_gettime", "clock_getres",
 	"clock_nanosleep", "nanosleep", "gettimeofday", "time", "getrandom", "getpid", "gettid",
 	"getuid", "geteuid", "getgid", "getegid", "uname", "sysinfo", "prlimit64", "getrlimit",
-	"clone", "clone3", "exit", "exit_group", "restart_syscall",
+	/* threads (SCEP and flows workers, the key pool, libcurl's resolver), never processes:
+	 * see cc_sandbox_seccomp */
+	"clone:thread", "clone3:enosys", "exit", "exit_group", "restart_syscall",
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "tgkill",
 	/* files: what Landlock lets through (trust stores, resolver files, state dir) */
 	"openat", "open", "close", "read", "pread64", "readv", "write", "pwrite64", "writev",

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <pwd.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -194,6 +195,30 @@ static const char *const sanitizer_syscalls[] = {
 	"clock_nanosleep",
 };
 
+/*
+ * Two names narrow a syscall instead of allowing it whole, for a role that makes threads
+ * but never processes:
+ *   "clone:thread"   clone only with CLONE_THREAD in its flags (pthread_create; a fork or a
+ *                    new process is killed). flags is clone's first argument on x86-64 and
+ *                    arm64, the architectures certconn runs on.
+ *   "clone3:enosys"  clone3 fails with ENOSYS: its flags sit in a struct seccomp cannot read,
+ *                    and glibc then falls back to clone, which the rule above checks.
+ */
+static int
+seccomp_special(scmp_filter_ctx ctx, const char *name, int *rc)
+{
+	if (strcmp(name, "clone:thread") == 0) {
+		*rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+		    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+		return 1;
+	}
+	if (strcmp(name, "clone3:enosys") == 0) {
+		*rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+		return 1;
+	}
+	return 0;
+}
+
 int
 cc_sandbox_seccomp(const char *const *names, size_t n)
 {
@@ -206,6 +231,13 @@ cc_sandbox_seccomp(const char *const *names, size_t n)
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (seccomp_special(ctx, names[i], &rc)) {
+			if (rc < 0) {
+				cc_log_err("sandbox: seccomp rule %s: %s", names[i], strerror(-rc));
+				goto out;
+			}
+			continue;
+		}
 		nr = seccomp_syscall_resolve_name(names[i]);
 		if (nr == __NR_SCMP_ERROR) {
 			cc_log_err("sandbox: unknown syscall name %s", names[i]);
