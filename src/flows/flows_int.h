@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/types.h>
+#include <openssl/x509v3.h>
 
 #include "certconn/config_flows.h"
 #include "certconn/flows.h"
@@ -89,6 +90,12 @@ void flows_succeed(struct flows_job *j, cJSON *result);
 
 /* A cJSON string's bytes wiped before the tree is freed (passwords). */
 void flows_json_wipe_delete(cJSON *o);
+
+/* flows_names.c: the CSR of a pkcs request from its payload (NULL with why on failure). */
+X509_NAME *flows_subject_build(const struct flows_pkcs_req *r, char *why, size_t whylen);
+GENERAL_NAMES *flows_sans_build(const struct flows_pkcs_req *r, char *why, size_t whylen);
+X509_REQ *flows_csr_build(EVP_PKEY *key, X509_NAME *subject, GENERAL_NAMES *sans, char *why,
+    size_t whylen);
 
 /* The device's public key from struct flows_device (certificate or SPKI), owned. */
 EVP_PKEY *flows_device_key(const struct flows_device *d);
