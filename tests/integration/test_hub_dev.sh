@@ -76,6 +76,42 @@ check "its health message has the token state" \
 	test "$(connectors "d[0]['lastHealthMessage']['tokenState']")" = ok
 check "event 5000 HealthMessageUploadSuccess is logged" \
 	grep -q '"id":5000' "$D/log/operational.jsonl"
+check "its health message says the local CA answers" \
+	test "$(connectors "d[0]['lastHealthMessage']['caReachable']")" = True
+
+# The pfx role's public key reaches the hub with the health messages, and the hub encrypts an
+# imported PFX's password to it (certconn-hub admin pfx-import).
+SOFTHSM2_CONF=$D/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so \
+	--token-label certconn --read-object --type pubkey --label pfx -o "$T/pfx.der" \
+	>/dev/null 2>&1
+check "the hub keeps the token's pfx public key" test \
+	"$(connectors "d[0]['pfxKey']['publicKey']")" = \
+	"$(openssl pkey -pubin -inform DER -in "$T/pfx.der" -outform DER | base64 -w0)"
+check "... with a keyName naming the role and the key" bash -c \
+	"[[ '$(connectors "d[0]['pfxKey']['keyName']")' =~ ^pfx:[0-9a-f]{16}$ ]]"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/smime.key" -out "$T/smime.pem" \
+	-subj "/CN=alice@example.net" -days 30 >/dev/null 2>&1
+openssl pkcs12 -export -inkey "$T/smime.key" -in "$T/smime.pem" -out "$T/smime.pfx" \
+	-passout pass:Import-Pass-1 >/dev/null 2>&1
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/device.key" 2>/dev/null
+openssl pkey -in "$T/device.key" -pubout -out "$T/device.pub"
+printf 'Import-Pass-1\n' >"$T/pfx-pass"
+OUT=$(admin pfx-import --tenant dev --pfx "$T/smime.pfx" --password-file "$T/pfx-pass" \
+	--device-key "$T/device.pub" --device-id laptop-1 --purpose smimeEncryption 2>&1)
+check "admin pfx-import with a password that does not open the PFX is refused" bash -c \
+	"! '$HUB' admin -c '$D/hub/hub.json' pfx-import --tenant dev --pfx '$T/smime.pfx' \
+	--password nope --device-key '$T/device.pub' >/dev/null 2>&1"
+REQ=$(tail -1 <<<"$OUT")
+check "admin pfx-import queues a request" bash -c "[[ '$REQ' =~ ^[0-9a-f-]{36}$ ]]"
+payload() { admin --json request "$REQ" | python3 -c "import json,sys; d=json.load(sys.stdin)['value']; print($1)"; }
+check "... whose payload has the password encrypted with OAEP-SHA512 (the default)" \
+	test "$(payload "d['payload']['paddingScheme'], len(d['payload']['encryptedPassword'])")" = "OaepSha512 344"
+check "... the keyName of the connector's pfx key and the device's key" \
+	test "$(payload "d['payload']['keyName'] == '$(connectors "d[0]['pfxKey']['keyName']")', d['payload']['deviceId'], 'password' in d['payload']")" = "True laptop-1 False"
+check "... and never the password itself" bash -c "! '$HUB' admin -c '$D/hub/hub.json' --json request '$REQ' | grep -q Import-Pass-1"
+admin request "$REQ" --wait 60 >/dev/null
+check "the dev connector leases it and answers (request --wait)" \
+	test "$(payload "d['state'] in ('completed', 'failed'), d['completedBy']")" = "True $ID"
 
 # certconnctl register by hand.
 OUT=$("$CERTCONNCTL" -c "$D/certconnd.json" register --hub "$URL" --token cce1.made-up \
