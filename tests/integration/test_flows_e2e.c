@@ -109,14 +109,8 @@ static void
 open_result(const struct device *d, const cJSON *result, X509 *trusted,
     struct device_delivery *o)
 {
-	const char *cms = jstr(result, "encryptedPfx"), *pw = jstr(result, "pfxPassword");
-
 	memset(o, 0, sizeof(*o));
-	if (cms == NULL) {
-		char *t = cJSON_Print(result);
-		fail_msg("no encryptedPfx in the result: %s", t);
-	}
-	if (device_open_delivery(d, cms, pw, trusted, o) != 0) {
+	if (device_open_result(d, result, trusted, o) != 0) {
 		fail_msg("the device cannot open its delivery: %s", o->error);
 	}
 	assert_true(o->key_matches);
@@ -175,10 +169,9 @@ test_pkcs_rsa_device(void **state)
 	snprintf(first_serial, sizeof(first_serial), "%s", o.serial);
 	snprintf(first_thumb, sizeof(first_thumb), "%s", o.thumbprint);
 	/* The result's own members agree with what the device found. */
-	if (jstr(res, "serialNumber") != NULL)
-		assert_int_equal(strcasecmp(jstr(res, "serialNumber"), o.serial), 0);
-	if (jstr(res, "thumbprint") != NULL)
-		assert_int_equal(strcasecmp(jstr(res, "thumbprint"), o.thumbprint), 0);
+	assert_int_equal(strcasecmp(jstr(res, "serialNumber"), o.serial), 0);
+	assert_string_equal(jstr(res, "certificateThumbprint"), o.thumbprint);
+	assert_string_equal(jstr(res, "p12Form"), "aes256");
 	/* The kept copy, for the re-encrypt test. */
 	assert_non_null(jstr(res, "keptCopy"));
 	kept_copy = strdup(jstr(res, "keptCopy"));
@@ -247,6 +240,7 @@ test_pkcs_legacy_profile(void **state)
 	open_result(&d, cJSON_GetObjectItem(v, "result"), E.ca, &o);
 	/* The legacy form only where the profile asks for it. */
 	assert_string_equal(o.key_pbe, "PBE-SHA1-3DES");
+	assert_string_equal(jstr(cJSON_GetObjectItem(v, "result"), "p12Form"), "legacy");
 	/* That profile keeps no copy. */
 	assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "result"), "keptCopy"));
 	device_delivery_free(&o);

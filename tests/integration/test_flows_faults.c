@@ -472,8 +472,7 @@ test_ca_down(void **state)
 	free(p);
 	expect_state(v, "completed", true, 0);
 	memset(&o, 0, sizeof(o));
-	assert_int_equal(device_open_delivery(&d, jstr(cJSON_GetObjectItem(v, "result"),
-	    "encryptedPfx"), jstr(cJSON_GetObjectItem(v, "result"), "pfxPassword"), E.ca, &o), 0);
+	assert_int_equal(device_open_result(&d, cJSON_GetObjectItem(v, "result"), E.ca, &o), 0);
 	snprintf(serial_payload, sizeof(serial_payload), "{\"serialNumber\":\"%s\"}", o.serial);
 	device_delivery_free(&o);
 	cJSON_Delete(v);
@@ -504,8 +503,7 @@ test_ca_down(void **state)
 	expect_state(v, "completed", true, 0);
 	assert_true(jnum(v, "attempt") >= 2);
 	memset(&o, 0, sizeof(o));
-	assert_int_equal(device_open_delivery(&d, jstr(cJSON_GetObjectItem(v, "result"),
-	    "encryptedPfx"), jstr(cJSON_GetObjectItem(v, "result"), "pfxPassword"), E.ca, &o), 0);
+	assert_int_equal(device_open_result(&d, cJSON_GetObjectItem(v, "result"), E.ca, &o), 0);
 	assert_true(o.chain_ok);
 	device_delivery_free(&o);
 	cJSON_Delete(v);
@@ -589,8 +587,7 @@ test_hub_down_during_upload(void **state)
 	v = flows_wait(&E, id, 90);
 	expect_state(v, "completed", true, 0);
 	assert_int_equal(jnum(v, "attempt"), 1);
-	assert_int_equal(device_open_delivery(&d, jstr(cJSON_GetObjectItem(v, "result"),
-	    "encryptedPfx"), jstr(cJSON_GetObjectItem(v, "result"), "pfxPassword"), E.ca, &o), 0);
+	assert_int_equal(device_open_result(&d, cJSON_GetObjectItem(v, "result"), E.ca, &o), 0);
 	assert_true(o.chain_ok);
 	assert_true(o.key_matches);
 	assert_int_equal(EVP_PKEY_get_bits(o.key), 4096);
@@ -669,8 +666,7 @@ killed_and_served(bool after_issue)
 	age_lease(id);
 	v = flows_wait(&E, id, 120);
 	expect_state(v, "completed", true, 0);
-	assert_int_equal(device_open_delivery(&d, jstr(cJSON_GetObjectItem(v, "result"),
-	    "encryptedPfx"), jstr(cJSON_GetObjectItem(v, "result"), "pfxPassword"), E.ca, &o), 0);
+	assert_int_equal(device_open_result(&d, cJSON_GetObjectItem(v, "result"), E.ca, &o), 0);
 	assert_true(o.chain_ok);
 	assert_true(o.key_matches);
 	/* The CA was asked once for this request, whatever the moment of the crash. */

@@ -460,6 +460,57 @@ device_open_delivery(const struct device *d, const char *cms_b64, const char *pa
 	return r;
 }
 
+int
+device_open_result(const struct device *d, const cJSON *result, X509 *trusted,
+    struct device_delivery *o)
+{
+	const cJSON *p12 = cJSON_GetObjectItemCaseSensitive(result, "encryptedPfx");
+	const cJSON *pw = cJSON_GetObjectItemCaseSensitive(result, "encryptedPassword");
+	const cJSON *cert = cJSON_GetObjectItemCaseSensitive(result, "certificate");
+	uint8_t *pass = NULL, *der = NULL;
+	size_t passlen = 0, derlen = 0;
+	char *password = NULL;
+	int r = -1;
+
+	if (!cJSON_IsString(p12) || !cJSON_IsString(pw)) {
+		derr(o, "the result has no encryptedPfx and encryptedPassword");
+		return -1;
+	}
+	if (device_decrypt(d, pw->valuestring, strlen(pw->valuestring), true, &pass, &passlen,
+	    NULL) == -1) {
+		derr(o, "the password envelope does not open with the device key");
+		return -1;
+	}
+	password = strndup((const char *)pass, passlen);
+	if (password == NULL || strlen(password) != passlen) {
+		derr(o, "the delivered password is not text");
+		goto out;
+	}
+	r = device_open_delivery(d, p12->valuestring, password, trusted, o);
+	if (r == 0 && cJSON_IsString(cert)) {
+		const unsigned char *q;
+		X509 *x;
+
+		der = device_unb64(cert->valuestring, &derlen);
+		q = der;
+		x = der != NULL ? d2i_X509(NULL, &q, (long)derlen) : NULL;
+		if (x == NULL || X509_cmp(x, o->cert) != 0) {
+			derr(o, "the result's certificate is not the PKCS#12's");
+			r = -1;
+		}
+		X509_free(x);
+	}
+out:
+	if (password != NULL) {
+		OPENSSL_cleanse(password, strlen(password));
+		free(password);
+	}
+	OPENSSL_cleanse(pass, passlen);
+	free(pass);
+	free(der);
+	return r;
+}
+
 /* ---- fixtures ---- */
 
 static int

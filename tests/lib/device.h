@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -82,6 +83,15 @@ int device_open_pfx(const uint8_t *pfx, size_t len, const char *password, X509 *
 /* decrypt + open: the whole delivery of a CMS whose content is the PKCS#12. */
 int device_open_delivery(const struct device *d, const char *cms_b64, const char *password,
     X509 *trusted, struct device_delivery *o);
+
+/*
+ * A pkcs / pkcs-recrypt / pfx-import result as the hub stores it (docs/flows.md, "Result
+ * shapes"): encryptedPassword (CMS of the PKCS#12's password to the device) is decrypted
+ * first, then encryptedPfx (CMS of the PKCS#12) is decrypted and opened with it; the
+ * certificate member must be the PKCS#12's certificate. 0/-1 as device_open_pfx.
+ */
+int device_open_result(const struct device *d, const cJSON *result, X509 *trusted,
+    struct device_delivery *o);
 
 /* ---- fixtures for the PFX import flow ---- */
 
