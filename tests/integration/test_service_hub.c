@@ -345,6 +345,11 @@ test_renew_and_health(void **state)
 	    "tokenState"), "ok");
 	assert_string_equal(hub_json_str(cJSON_GetObjectItem(c, "lastHealthMessage"), "version"),
 	    CC_VERSION);
+	/* no net.ca: no CA backend to report on; no pfx role in this token: no pfx key */
+	assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "lastHealthMessage"),
+	    "caReachable"));
+	assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "lastHealthMessage"), "pfxKey"));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(c, "pfxKey")));
 	/* the hub knows the renewed certificate as the current one */
 	{
 		FILE *f = fopen(cert_path, "r");
