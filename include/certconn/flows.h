@@ -208,6 +208,8 @@ int flows_idem_get(struct flows_store *s, const char *request_id, struct flows_i
     char *err, size_t errlen);
 int flows_idem_remove(struct flows_store *s, const char *request_id, char *err, size_t errlen);
 size_t flows_idem_count(struct flows_store *s);
+/* Deletes records created before before; how many, or -1. */
+int flows_idem_prune(struct flows_store *s, time_t before, char *err, size_t errlen);
 
 /* Upload statuses after which a result leaves the outbox: done ("Recorded",
  * "AlreadyRecorded", "AlreadyCompleted", "Requeued") or dropped (the item is refused for

@@ -44,6 +44,7 @@
 #include "net.h"
 
 #define FLOWS_RESEND_S 15
+#define FLOWS_IDEM_KEEP_S (7 * 86400)
 
 static const struct flows_events events[FLOWS_NKINDS] = {
 	[FLOWS_PKCS] = { CC_EV_PKCS_DOWNLOADED_REQUEST, CC_EV_PKCS_ISSUED_SUCCESS,
@@ -393,7 +394,11 @@ upload_cb(void *arg, const char *request_id, const char *status)
 	}
 	if (flows_outbox_remove(F.env.store, u->id, err, sizeof(err)) == -1)
 		cc_log_err("flows: %s", err);
-	if (u->kind == FLOWS_PKCS && flows_idem_remove(F.env.store, u->id, err, sizeof(err)) == -1)
+	/* The CA idempotency record goes with a final result. After a retryable failure the
+	 * service hands the request out again, and the record (maybe with a certificate the
+	 * CA already issued) lets the next try finish without a second issuance. */
+	if (u->kind == FLOWS_PKCS && !(flows_upload_done(status) && flows_code_retryable(u->code)) &&
+	    flows_idem_remove(F.env.store, u->id, err, sizeof(err)) == -1)
 		cc_log_err("flows: %s", err);
 	busy_remove(u->id);
 	if (flows_upload_done(status)) {
@@ -663,6 +668,9 @@ flows_start(struct net_ctx *ctx)
 		cc_log_err("flows: %s", err);
 		return -1;
 	}
+	/* Records of requests that never came back (requeued, then served elsewhere). */
+	if (flows_idem_prune(F.env.store, time(NULL) - FLOWS_IDEM_KEEP_S, err, sizeof(err)) == -1)
+		cc_log_warn("flows: %s", err);
 	/* SQLite's -wal and -shm take the database's owner by themselves. */
 	if (fc->features & (CC_FEATURE_PKCS | CC_FEATURE_PKCS_RECRYPT | CC_FEATURE_PFX_IMPORT)) {
 		F.env.pfx_key = keyref_load_key(ctx->libctx, ctx->kc, fc->pfx_role, &F.pfx_cert);

@@ -97,6 +97,32 @@ GENERAL_NAMES *flows_sans_build(const struct flows_pkcs_req *r, char *why, size_
 X509_REQ *flows_csr_build(EVP_PKEY *key, X509_NAME *subject, GENERAL_NAMES *sans, char *why,
     size_t whylen);
 
+/* ---- delivery (flows_deliver.c) ---- */
+
+struct flows_cert_facts {
+	char serial[64];             /* upper-case hex, as the CA stores it */
+	char thumbprint[41];         /* SHA-1, upper-case hex */
+	char not_after[32];          /* ISO 8601 UTC */
+	char subject[512];           /* RFC 2253 */
+};
+int flows_cert_facts(X509 *x, struct flows_cert_facts *f);
+
+struct flows_delivery {
+	EVP_PKEY *key;               /* the device's private key */
+	X509 *cert;
+	STACK_OF(X509) *chain;       /* may be NULL */
+	bool legacy;                 /* 3DES/SHA-1 PKCS#12 */
+	bool keep_copy;              /* add keptCopy, sealed to the pfx role */
+	const char *keyspec;         /* for the result, or NULL */
+	const char *purpose;         /* intendedPurpose, or NULL */
+	const struct flows_device *device;
+};
+
+/* Packs, seals for the device and builds the result object (*result, owned). FLOWS_OK or
+ * a code with *retry and why. */
+int32_t flows_deliver(const struct flows_env *env, const struct flows_delivery *d,
+    cJSON **result, bool *retry, char *why, size_t whylen);
+
 /* The device's public key from struct flows_device (certificate or SPKI), owned. */
 EVP_PKEY *flows_device_key(const struct flows_device *d);
 

@@ -435,3 +435,23 @@ flows_idem_count(struct flows_store *s)
 {
 	return count_of(s, "SELECT count(*) FROM idem");
 }
+
+int
+flows_idem_prune(struct flows_store *s, time_t before, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM idem WHERE created < ?", -1, &st,
+	    NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)before);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			ret = sqlite3_changes(s->db);
+	}
+	if (ret == -1)
+		st_err(err, errlen, "pruning idempotency records: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}

@@ -514,6 +514,17 @@ idem(void **state)
 	assert_int_equal(flows_idem_get(s, "req-x", &g, err, sizeof(err)), 0);
 	assert_int_equal(flows_idem_remove(s, "req-9", err, sizeof(err)), 0);
 	assert_int_equal(flows_idem_count(s), 0);
+	/* Old records are pruned, recent ones kept. */
+	snprintf(r.request_id, sizeof(r.request_id), "old");
+	r.created = 1000;
+	assert_int_equal(flows_idem_put(s, &r, err, sizeof(err)), 0);
+	snprintf(r.request_id, sizeof(r.request_id), "new");
+	r.created = 0; /* now */
+	assert_int_equal(flows_idem_put(s, &r, err, sizeof(err)), 0);
+	assert_int_equal(flows_idem_prune(s, time(NULL) - 86400, err, sizeof(err)), 1);
+	assert_int_equal(flows_idem_get(s, "old", &g, err, sizeof(err)), 0);
+	assert_int_equal(flows_idem_get(s, "new", &g, err, sizeof(err)), 1);
+	flows_idem_clear(&g);
 	flows_store_close(s);
 	test_rmtree(dir);
 }
