@@ -635,6 +635,8 @@ dev_demo(struct dev *d)
 	}
 	if (ret == 0)
 		ret = dev_scep_demo(cfgpath, d->dir); /* a device enrolls by SCEP (dev_scep.c) */
+	if (ret == 0)
+		ret = dev_flows_demo(cfgpath, d->dir); /* the queued flows via the hub (dev_flows.c) */
 	usleep(200000); /* the parent writes the children's events asynchronously */
 	printf("== events written to %s\n", cfg.log.dir);
 	print_events(cfg.log.dir, t0);
