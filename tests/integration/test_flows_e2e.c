@@ -349,6 +349,77 @@ test_import_oaep_sha256(void **state)
 	import_with("SHA256", "OaepSha256");
 }
 
+/* The administrator's way: the PFX and its plaintext password to the hub (POST
+ * admin/pfxImports), which encrypts the password to the connector's reported pfx key. */
+static void
+test_import_via_hub_admin(void **state)
+{
+	struct device d;
+	struct device_delivery o;
+	struct hub_resp r;
+	char pfx[PATH_MAX], id[80], *body = NULL, *pfx_b64, *dev_b64;
+	uint8_t *raw;
+	size_t n;
+	cJSON *v, *pl;
+	X509 *ext_ca, *orig;
+
+	(void)state;
+	assert_int_equal(device_make_pfx(E.tmp, "carol", "carol@example.com", "Hub-side-pw-7",
+	    false, pfx, sizeof(pfx)), 0);
+	raw = device_slurp(pfx, &n);
+	pfx_b64 = device_b64(raw, n);
+	free(raw);
+	assert_int_equal(device_new(&d, "carol-phone", DEVICE_EC_P256), 0);
+	dev_b64 = device_public_key_b64(&d);
+	/* A password that does not open the PFX is refused by the hub before anything is
+	 * queued. */
+	assert_true(asprintf(&body, "{\"pfxImport\":{\"tenantId\":\"dev\",\"pfx\":\"%s\","
+	    "\"password\":\"typo\",\"devicePublicKey\":\"%s\"}}", pfx_b64, dev_b64) > 0);
+	assert_int_equal(hub_admin(&E.hub, "POST", "pfxImports", body, &r), 0);
+	assert_int_equal(r.status, 400);
+	hub_resp_free(&r);
+	free(body);
+	assert_true(asprintf(&body, "{\"pfxImport\":{\"tenantId\":\"dev\",\"pfx\":\"%s\","
+	    "\"password\":\"Hub-side-pw-7\",\"devicePublicKey\":\"%s\",\"deviceId\":"
+	    "\"carol-phone\",\"intendedPurpose\":\"smimeSigning\"}}", pfx_b64, dev_b64) > 0);
+	assert_int_equal(hub_admin(&E.hub, "POST", "pfxImports", body, &r), 0);
+	if (r.status != 201)
+		fail_msg("POST pfxImports: %ld %s", r.status, r.body ? r.body : "");
+	snprintf(id, sizeof(id), "%s", jstr(cJSON_GetObjectItem(r.json, "value"), "requestId"));
+	hub_resp_free(&r);
+	/* What the hub queued: OAEP-SHA512 by default, to the key the connector reported. */
+	v = flows_request(&E, id);
+	pl = cJSON_GetObjectItem(v, "payload");
+	assert_string_equal(jstr(pl, "paddingScheme"), "OaepSha512");
+	{
+		char *t = cJSON_PrintUnformatted(pl);
+		/* the plaintext password is not stored with the request */
+		assert_null(strstr(t, "Hub-side-pw-7"));
+		free(t);
+	}
+	cJSON_Delete(v);
+	v = flows_wait(&E, id, 90);
+	expect_ok(v);
+	snprintf(pfx, sizeof(pfx), "%s/ext-ca.pem", E.tmp);
+	ext_ca = device_load_cert(pfx);
+	snprintf(pfx, sizeof(pfx), "%s/carol.pem", E.tmp);
+	orig = device_load_cert(pfx);
+	open_result(&d, cJSON_GetObjectItem(v, "result"), ext_ca, &o);
+	assert_int_equal(X509_cmp(o.cert, orig), 0);
+	assert_int_equal(o.recipient_type, CMS_RECIPINFO_AGREE);
+	assert_string_equal(jstr(cJSON_GetObjectItem(v, "result"), "intendedPurpose"),
+	    "smimeSigning");
+	expect_events(ADMIN, id, (const int[]){ 2000, 0 });
+	device_delivery_free(&o);
+	X509_free(ext_ca);
+	X509_free(orig);
+	cJSON_Delete(v);
+	free(body);
+	free(pfx_b64);
+	free(dev_b64);
+	device_free(&d);
+}
+
 /* ---- revoke ---- */
 
 static void
@@ -430,6 +501,7 @@ main(void)
 		cmocka_unit_test(test_recrypt_second_device),
 		cmocka_unit_test(test_import_oaep_sha512),
 		cmocka_unit_test(test_import_oaep_sha256),
+		cmocka_unit_test(test_import_via_hub_admin),
 		cmocka_unit_test(test_revoke_then_crl),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
