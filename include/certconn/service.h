@@ -94,6 +94,14 @@ int service_scep_notify_success(const struct service_scep_success *n, service_sc
 int service_scep_notify_failure(const char *transaction_id, const uint8_t *csr, size_t csr_len,
     int32_t hresult, const char *description, service_scep_cb cb, void *arg);
 
+/*
+ * The flows' own queue figures, for the health messages' queue object (any thread): pending,
+ * requests leased and waiting for a worker; outbox, results in the durable outbox not yet
+ * acknowledged by the service. Until a module reports them, pending is 0 and outbox counts
+ * the uploads the client has in flight.
+ */
+void service_set_queue_figures(uint64_t pending, uint64_t outbox);
+
 /* ---- state, for status and tests ---- */
 
 struct service_status {

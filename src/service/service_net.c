@@ -3,6 +3,7 @@
  * of certconn/service.h, and what both modes share (feature handlers, SCEP answers,
  * revocation items).
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,26 @@ service_scep_notify_failure(const char *transaction_id, const uint8_t *csr, size
 }
 
 /* ---- start / stop ---- */
+
+/* Written by flow threads, read on the loop: atomics, no lock. */
+static _Atomic uint64_t q_pending, q_outbox;
+static atomic_bool q_reported;
+
+void
+service_set_queue_figures(uint64_t pending, uint64_t outbox)
+{
+	atomic_store(&q_pending, pending);
+	atomic_store(&q_outbox, outbox);
+	atomic_store(&q_reported, true);
+}
+
+bool
+svc_queue_figures(uint64_t *pending, uint64_t *outbox)
+{
+	*pending = atomic_load(&q_pending);
+	*outbox = atomic_load(&q_outbox);
+	return atomic_load(&q_reported);
+}
 
 void
 service_get_status(struct service_status *st)

@@ -116,6 +116,9 @@ void svc_scep_verify_stop(void);
 /* The struct scep_verify_ops given to scep_verify_set (for tests), or NULL without it. */
 const void *svc_scep_verify_ops(void);
 
+/* The figures service_set_queue_figures stored; false when nobody reported any. */
+bool svc_queue_figures(uint64_t *pending, uint64_t *outbox);
+
 /* Revocation items from a downloadRevocationRequests answer, handed to the handler. */
 int svc_revocations_dispatch(const cJSON *value, const char *crid);
 

@@ -447,6 +447,7 @@ send_health(void)
 	cJSON *body = cJSON_CreateObject(), *hm, *q, *errs;
 	struct svc_call *c;
 	char url[1200], tb[32];
+	uint64_t pending, outbox;
 	size_t i;
 
 	hm = cJSON_AddObjectToObject(body, "healthMessage");
@@ -458,9 +459,13 @@ send_health(void)
 	add_ca_reachable(hm);
 	add_pfx_key(hm);
 	q = cJSON_AddObjectToObject(hm, "queue");
-	cJSON_AddNumberToObject(q, "pending", 0);
+	if (!svc_queue_figures(&pending, &outbox)) {
+		pending = 0;
+		outbox = HB.uploads;
+	}
+	cJSON_AddNumberToObject(q, "pending", (double)pending);
 	cJSON_AddNumberToObject(q, "inFlight", (double)HB.inflight);
-	cJSON_AddNumberToObject(q, "outbox", (double)HB.uploads);
+	cJSON_AddNumberToObject(q, "outbox", (double)outbox);
 	cJSON_AddNumberToObject(q, "succeeded", (double)HB.succeeded);
 	cJSON_AddNumberToObject(q, "failed", (double)HB.failed);
 	errs = cJSON_AddArrayToObject(hm, "lastErrors");

@@ -51,6 +51,7 @@ static const struct ep eps[] = {
 	{ "/admin/scepTransactions", "1.0", 2 },
 	{ "/admin/versions", "1.0", 2 },
 	{ "/nowhere", "1.0", 2 },
+	{ "/admin/pfxImports", "1.0", 2 },   /* appended: the seeds' byte 0 keeps its meaning */
 };
 #define NEPS (sizeof(eps) / sizeof(eps[0]))
 
@@ -60,6 +61,15 @@ static struct hub_conf conf;
 static struct hub H;
 static struct hub_peer peer;
 static unsigned runs;
+
+/* An RSA-2048 public key (DER SubjectPublicKeyInfo, base64): fuzz-conn's pfx key, so that a
+ * pfxImports call gets as far as the encryption. */
+static const char fuzz_pfx_key[] =
+	"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAyH22FzSpygqD9u7CHsG4K0CvPsO0vLz8Ysw4"
+	"tzuDX6Gu0xxHeFyQIVyTUb8MoAItH3zljXv21yAk+Iv++ymQbms7NwbyYWNx18oUtnzti/4xddW15DEZ"
+	"9ToC+EyMXfQlyRibQlnv483eGRwsZl67B9QnTmcEnT84hEzS1kfdjSMwLAMhL+sgK+KPkmbnuWTvpEk4"
+	"eUARCYHRqUrT2/BKRP9qnxYKcKmopHetY6/xKqUopiMxSpeMVeDPd7LrTD34ugGlO/NDR/mwtM9S5tSk"
+	"c9HhB11VzosWq+YGU/RKnZisFr0yKYGsjbOaBxKtgzA0RPsrRrwnPqKEmRFYP6xpVwIDAQAB";
 
 static void
 populate(void)
@@ -79,6 +89,7 @@ populate(void)
 	strcpy(c.serial, "01");
 	c.not_after = INT64_C(1) << 40;
 	H.store->ops->connector_register(H.store, "tokhash", &c, 100, 1000);
+	H.store->ops->connector_pfx_key(H.store, "fuzz-conn", fuzz_pfx_key, "pfx:fuzz", 1000);
 	memset(&r, 0, sizeof(r));
 	strcpy(r.id, "fz-1");
 	strcpy(r.tenant, "ft");

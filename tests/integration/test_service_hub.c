@@ -364,6 +364,21 @@ test_renew_and_health(void **state)
 	}
 	assert_string_equal(hub_json_str(c, "certificateSerial"), serial_after);
 	hub_resp_free(&r);
+	/* the flows' queue figures reach the hub with the next health message */
+	{
+		const cJSON *q;
+		uint64_t ok_now;
+
+		service_set_queue_figures(3, 2);
+		service_get_status(&st);
+		ok_now = st.health_ok;
+		RUN_UNTIL((service_get_status(&st), st.health_ok >= ok_now + 2), 20000);
+		c = hub_connector(&r);
+		q = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "lastHealthMessage"), "queue");
+		assert_int_equal(cJSON_GetObjectItem(q, "pending")->valueint, 3);
+		assert_int_equal(cJSON_GetObjectItem(q, "outbox")->valueint, 2);
+		hub_resp_free(&r);
+	}
 }
 
 static void
