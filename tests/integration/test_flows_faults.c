@@ -264,15 +264,16 @@ test_import_wrong_padding_scheme(void **state)
 
 	(void)state;
 	assert_int_equal(device_new(&d, "pad-dev", DEVICE_RSA2048), 0);
-	/* Encrypted with OAEP-SHA256, announced as OAEP-SHA512: the OAEP check fails. */
+	/* Encrypted with OAEP-SHA256, announced as OAEP-SHA512: the OAEP check fails, a bad
+	 * parameter of the request (docs/flows.md, error codes). */
 	p = import_payload(&d, "Right-pw-1", "SHA256", "OaepSha512", NULL, "Right-pw-1");
-	import_fails(p, 4003, "OAEP-SHA256 announced as SHA-512");
+	import_fails(p, 4002, "OAEP-SHA256 announced as SHA-512");
 	free(p);
 	/* PKCS#1 v1.5 ciphertext announced as OAEP-SHA512. */
 	{
 		char *enc = device_pkcs1_encrypt_b64(E.pfx_pub, "Right-pw-1");
 		p = import_payload(&d, NULL, NULL, "OaepSha512", enc, "Right-pw-1");
-		import_fails(p, 4003, "PKCS#1 v1.5 announced as OAEP");
+		import_fails(p, 4002, "PKCS#1 v1.5 announced as OAEP");
 		free(p);
 		free(enc);
 	}
@@ -293,8 +294,10 @@ test_import_corrupted_ciphertext(void **state)
 	assert_int_equal(device_new(&d, "corrupt-dev", DEVICE_RSA2048), 0);
 	enc = device_oaep_encrypt_b64(E.pfx_pub, "Right-pw-2", "SHA512");
 	bad = corrupt_b64(enc);
+	/* A flipped bit fails the OAEP check exactly as a wrong scheme does (keys cannot
+	 * tell them apart, and must not say which: no padding oracle). */
 	p = import_payload(&d, NULL, NULL, "OaepSha512", bad, "Right-pw-2");
-	import_fails(p, 4003, "corrupted OAEP ciphertext");
+	import_fails(p, 4002, "corrupted OAEP ciphertext");
 	free(p);
 	free(bad);
 	free(enc);
