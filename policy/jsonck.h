@@ -10,8 +10,13 @@
  * place, (container, ordinal), which is the same in cJSON's child lists because cJSON keeps
  * members in document order, duplicates included.
  *
- * Internal to cc_policy and cc_config (and their tests and fuzzer). Error convention: 0/-1;
- * the first failure is written to the context's error buffer and later ones are dropped.
+ * A shared header of the tree (not an installed API): built into cc_policy, whose include
+ * directory exports it, and used by cc_policy (key-role policy, issuance profiles through
+ * certconn/issuance.h), cc_config (certconnd.json and its net sections) and certconn-hub
+ * (hub/: its config file and every protocol request body, so that a bad request is answered
+ * with the position and key path of the problem), and by their tests and fuzzers. Keep it
+ * free of any one user's types. Error convention: 0/-1; the first failure is written to the
+ * context's error buffer and later ones are dropped.
  */
 #ifndef CERTCONN_JSONCK_H
 #define CERTCONN_JSONCK_H
