@@ -279,6 +279,7 @@ test_recrypt_second_device(void **state)
 	assert_string_equal(o.thumbprint, first_thumb);
 	assert_string_equal(o.serial, first_serial);
 	expect_events(OPER, id, oper);
+	assert_true(flows_events(&E, OPER, 1202, NULL) >= 1); /* the batch's download */
 	expect_events(ADMIN, id, adm);
 	device_delivery_free(&o);
 	cJSON_Delete(v);
@@ -329,6 +330,7 @@ import_with(const char *md, const char *scheme)
 	expect_events(OPER, id, oper);
 	expect_events(ADMIN, id, adm);
 	expect_no_event(OPER, id, 2051);
+	assert_true(flows_events(&E, OPER, 2202, NULL) >= 1);
 	device_delivery_free(&o);
 	X509_free(ext_ca);
 	X509_free(orig);
@@ -448,6 +450,7 @@ test_revoke_then_crl(void **state)
 	v = run("revoke", payload, id, sizeof(id));
 	expect_ok(v);
 	expect_events(OPER, id, oper);
+	assert_true(flows_events(&E, OPER, 3002, NULL) >= 1);
 	expect_events(ADMIN, id, adm);
 	det = flows_event_detail(&E, OPER, 3050, id);
 	assert_int_equal(strcasecmp(jstr(det, "serialNumber"), first_serial), 0);

@@ -533,6 +533,15 @@ int
 device_make_pfx(const char *dir, const char *name, const char *email, const char *password,
     bool legacy, char *pfx_path, size_t pfx_path_len)
 {
+	return device_make_pfx_iter(dir, name, email, password, legacy, 0, pfx_path,
+	    pfx_path_len);
+}
+
+int
+device_make_pfx_iter(const char *dir, const char *name, const char *email,
+    const char *password, bool legacy, int iter, char *pfx_path, size_t pfx_path_len)
+{
+	char iters[64] = "";
 	char ca[PATH_MAX], ca_key[PATH_MAX], pw[PATH_MAX];
 	struct stat sb;
 	FILE *f;
@@ -552,6 +561,8 @@ device_make_pfx(const char *dir, const char *name, const char *email, const char
 	fprintf(f, "%s\n", password);
 	fclose(f);
 	chmod(pw, 0600);
+	if (iter > 0)
+		snprintf(iters, sizeof(iters), "-iter %d", iter);
 	snprintf(pfx_path, pfx_path_len, "%s/%s.p12", dir, name);
 	if (sh("cd '%s' && openssl req -newkey rsa:2048 -nodes -keyout '%s.key' -out '%s.csr' "
 	    "-subj '/CN=%s/emailAddress=%s' >/dev/null 2>&1 && "
@@ -560,12 +571,54 @@ device_make_pfx(const char *dir, const char *name, const char *email, const char
 	    "> '%s.ext' && "
 	    "openssl x509 -req -in '%s.csr' -CA '%s' -CAkey '%s' -CAcreateserial -days 30 "
 	    "-sha256 -extfile '%s.ext' -out '%s.pem' >/dev/null 2>&1 && "
-	    "openssl pkcs12 -export %s -inkey '%s.key' -in '%s.pem' -certfile '%s' "
+	    "openssl pkcs12 -export %s %s -inkey '%s.key' -in '%s.pem' -certfile '%s' "
 	    "-name '%s' -passout 'file:%s' -out '%s' >/dev/null 2>&1",
 	    dir, name, name, name, email, email, name, name, ca, ca_key, name, name,
-	    legacy ? "-keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1" : "", name, name, ca, name, pw, pfx_path) == -1)
+	    legacy ? "-keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1" : "", iters, name,
+	    name, ca, name, pw, pfx_path) == -1)
 		return -1;
 	return 0;
+}
+
+char *
+device_seal_b64(EVP_PKEY *pub, const uint8_t *data, size_t len)
+{
+	EVP_PKEY *signer = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	STACK_OF(X509) *rcpt = sk_X509_new_null();
+	CMS_ContentInfo *cms = NULL;
+	BIO *in = BIO_new_mem_buf(data, (int)len);
+	unsigned char *der = NULL;
+	char *s = NULL;
+	int n;
+
+	/* The certificate only names the recipient; its signature is nobody's business. */
+	if (signer == NULL || x == NULL || rcpt == NULL || in == NULL ||
+	    X509_set_version(x, 2) != 1 || ASN1_INTEGER_set(X509_get_serialNumber(x), 7) != 1 ||
+	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+	    (const unsigned char *)"kept copy recipient", -1, -1, 0) != 1 ||
+	    X509_set_issuer_name(x, X509_get_subject_name(x)) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) == NULL ||
+	    X509_set_pubkey(x, pub) != 1 || X509_sign(x, signer, EVP_sha256()) <= 0 ||
+	    sk_X509_push(rcpt, x) <= 0) {
+		derr(NULL, "cannot make the recipient certificate");
+		goto out;
+	}
+	cms = CMS_encrypt(rcpt, in, EVP_aes_256_cbc(), CMS_BINARY);
+	if (cms == NULL || (n = i2d_CMS_ContentInfo(cms, &der)) <= 0) {
+		derr(NULL, "CMS_encrypt failed");
+		goto out;
+	}
+	s = device_b64(der, (size_t)n);
+out:
+	OPENSSL_free(der);
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	sk_X509_free(rcpt);
+	X509_free(x);
+	EVP_PKEY_free(signer);
+	return s;
 }
 
 static char *
@@ -940,10 +993,13 @@ flows_wait_state(struct flows_env *e, const char *id, const char *state, int tim
 	for (int i = 0; i < timeout_ms / 20; i++) {
 		cJSON *v = flows_request(e, id);
 		int ok = strcmp(state_of(v), state) == 0;
+		int over = strcmp(state_of(v), "completed") == 0 || strcmp(state_of(v), "failed") == 0;
 
 		cJSON_Delete(v);
 		if (ok)
 			return 0;
+		if (over) /* it will never be in that state now */
+			return -1;
 		usleep(20000);
 	}
 	return -1;

@@ -104,6 +104,17 @@ int device_open_result(const struct device *d, const cJSON *result, X509 *truste
  */
 int device_make_pfx(const char *dir, const char *name, const char *email, const char *password,
     bool legacy, char *pfx_path, size_t pfx_path_len);
+/* The same with iter PBKDF2 iterations for the key, certificates and MAC (0: openssl's
+ * default): a PKCS#12 that takes its opener a measurable time. */
+int device_make_pfx_iter(const char *dir, const char *name, const char *email,
+    const char *password, bool legacy, int iter, char *pfx_path, size_t pfx_path_len);
+
+/*
+ * CMS EnvelopedData (AES-256-CBC) of data to a bare public key (RSA: key transport), the way
+ * a kept copy is sealed to the connector's pfx key: the recipient is named by a throwaway
+ * certificate that carries pub. base64 (malloc'd).
+ */
+char *device_seal_b64(EVP_PKEY *pub, const uint8_t *data, size_t len);
 
 /*
  * RSA-OAEP encryption of password (its bytes, one per character) to pub with md ("SHA256",
@@ -173,7 +184,8 @@ int flows_queue(struct flows_env *e, const char *feature, const char *payload, c
 cJSON *flows_request(struct flows_env *e, const char *id);
 /* Polls the request until its state is "completed" or "failed" (or timeout_s passes). */
 cJSON *flows_wait(struct flows_env *e, const char *id, int timeout_s);
-/* Polls until the request's state is state (e.g. "leased"); 0 when it was seen. */
+/* Polls until the request's state is state (e.g. "leased"); 0 when it was seen, -1 on
+ * time-out or when the request finished first. */
 int flows_wait_state(struct flows_env *e, const char *id, const char *state, int timeout_ms);
 
 /*
