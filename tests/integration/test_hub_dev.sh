@@ -43,6 +43,12 @@ HUBPID=$(cat "$D/hub/hub.pid")
 check "the hub runs" kill -0 "$HUBPID"
 check "the hub CA key is RSA-3072 (the default of certconn-hub init)" \
 	bash -c "openssl x509 -in '$D/hub/ca.pem' -noout -text | grep -q 'Public-Key: (3072 bit)'"
+check "the hub CA's private key is in the hub's token, sensitive and never extractable" bash -c \
+	"SOFTHSM2_CONF='$D/hub/softhsm2.conf' pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so \
+	--token-label certconn-hub --login --pin \$(cat '$D/hub/pin') --list-objects --type privkey \
+	--label hub-ca 2>/dev/null | grep -q 'sensitive.*never extractable'"
+check "... and no file in the hub's directory holds a key but the TLS key" bash -c \
+	"[ \"\$(grep -rl 'PRIVATE KEY' '$D/hub' --exclude-dir=tokens | xargs -n1 basename | sort -u)\" = tls.key ]"
 check "the hub's TLS is 1.2 or later only" \
 	bash -c "! openssl s_client -connect ${URL#https://} -tls1_1 </dev/null >/dev/null 2>&1"
 
