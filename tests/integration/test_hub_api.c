@@ -413,6 +413,21 @@ test_auth(void **state)
 	assert_int_equal(hub_http(url, "GET", with_admin, NULL, H.ca_pem, NULL, NULL, &r), 0);
 	assert_int_equal(r.status, 200);
 	hub_resp_free(&r);
+	/* the PFX import (it decrypts nothing, but it handles a plaintext password): the same
+	 * rules; the body is not read before the credential is checked */
+	snprintf(url, sizeof(url), "%s/admin/pfxImports", H.url);
+	assert_int_equal(hub_http(url, "POST", no_auth, "{\"pfxImport\":{}}", H.ca_pem,
+	    A_pkcs.cert, A_pkcs.key, &r), 0);
+	expect_error(&r, 401, "Unauthenticated");
+	hub_resp_free(&r);
+	assert_int_equal(hub_http(url, "POST", with_admin, "{\"pfxImport\":{}}", H.ca_pem,
+	    A_pkcs.cert, A_pkcs.key, &r), 0);
+	expect_error(&r, 403, "WrongCredential");
+	hub_resp_free(&r);
+	assert_int_equal(hub_http(url, "POST", with_admin, "{\"pfxImport\":{}}", H.ca_pem, NULL,
+	    NULL, &r), 0);
+	expect_error(&r, 400, "MalformedRequest");   /* admitted, then the body is checked */
+	hub_resp_free(&r);
 
 	/* a certificate from another CA does not get past the TLS handshake */
 	{
