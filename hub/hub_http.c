@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -95,6 +96,10 @@ request_cb(struct evhttp_request *req, void *arg)
 	}
 	peer_of(req, &c.peer);
 	hub_handle(s->h, &c, &r);
+	/* Bodies carry secrets (enrollment tokens, PFX passwords): wipe the copy libevent keeps
+	 * in the request's input buffer (pulled up into one block above) before it is freed. */
+	if (c.body_len > 0)
+		OPENSSL_cleanse((void *)c.body, c.body_len);
 	evhttp_add_header(out, "Content-Type", "application/json");
 	evhttp_add_header(out, "Cache-Control", "no-store");
 	if (r.client_request_id[0] != '\0')
