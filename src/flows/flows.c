@@ -113,6 +113,7 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct flows_job *head, *tail;
+	uint64_t pending;            /* jobs queued, not yet taken by a worker */
 	bool stopping;
 	int done_pipe[2];
 	struct event *done_ev;
@@ -248,6 +249,19 @@ flows_json_wipe_delete(cJSON *o)
 
 /* ---- jobs ---- */
 
+/* The health message's queue figures (service_set_queue_figures; any thread). */
+static void
+report_figures(void)
+{
+	uint64_t pending;
+
+	pthread_mutex_lock(&F.lock);
+	pending = F.pending;
+	pthread_mutex_unlock(&F.lock);
+	if (F.env.store != NULL)
+		service_set_queue_figures(pending, flows_outbox_count(F.env.store));
+}
+
 static void
 job_free(struct flows_job *j)
 {
@@ -277,6 +291,7 @@ worker(void *arg)
 		F.head = j->next;
 		if (F.head == NULL)
 			F.tail = NULL;
+		F.pending--;
 		pthread_mutex_unlock(&F.lock);
 
 		switch (j->kind) {
@@ -300,6 +315,7 @@ worker(void *arg)
 		/* Durable before it is sent: a crash from here on loses no result. */
 		if (flows_outbox_put(F.env.store, &j->res, err, sizeof(err)) == -1)
 			cc_log_err("flows: %s (the result is sent without a durable copy)", err);
+		report_figures();
 		if (write(F.done_pipe[1], &j, sizeof(j)) != (ssize_t)sizeof(j))
 			cc_fatal("flows: cannot hand a result to the event loop: %s",
 			    strerror(errno));
@@ -316,8 +332,10 @@ enqueue(struct flows_job *j)
 	else
 		F.head = j;
 	F.tail = j;
+	F.pending++;
 	pthread_cond_signal(&F.cond);
 	pthread_mutex_unlock(&F.lock);
+	report_figures();
 }
 
 /* ---- busy set (loop thread) ---- */
@@ -394,6 +412,7 @@ upload_cb(void *arg, const char *request_id, const char *status)
 	}
 	if (flows_outbox_remove(F.env.store, u->id, err, sizeof(err)) == -1)
 		cc_log_err("flows: %s", err);
+	report_figures();
 	/* The CA idempotency record goes with a final result. After a retryable failure the
 	 * service hands the request out again, and the record (maybe with a certificate the
 	 * CA already issued) lets the next try finish without a second issuance. */
@@ -588,6 +607,7 @@ start_workers_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	F.started = true;
 	cc_log_debug("flows: %zu worker thread(s)", F.nthreads);
+	report_figures();
 	/* What a previous run left in the outbox goes out now. */
 	resend_cb(-1, 0, NULL);
 }
@@ -746,6 +766,7 @@ flows_stop(void)
 		job_free(j);
 	}
 	F.head = F.tail = NULL;
+	F.pending = 0;
 	while (F.busy != NULL)
 		busy_remove(F.busy->id);
 	if (F.done_ev != NULL)
