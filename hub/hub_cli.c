@@ -99,6 +99,9 @@ call(struct cli *c, const char *method, const char *path, cJSON *body, cJSON **r
 	if (b.p != NULL)
 		*resp = cJSON_Parse(b.p);
 	free(b.p);
+	/* the body may carry a secret (a PFX password): wipe it (POSTFIELDS is not copied) */
+	if (text != NULL)
+		OPENSSL_cleanse(text, strlen(text));
 	free(text);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(e);
