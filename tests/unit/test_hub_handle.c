@@ -898,6 +898,44 @@ test_migrations(void **state)
 		assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
 		sqlite3_finalize(st);
 	}
+	/* a schema 1 database (before the pfx keys and targets) with a connector and a request
+	 * migrates to 2 with its data: made by dropping schema 2's columns */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=1;"
+	    "ALTER TABLE connectors DROP COLUMN pfx_key;"
+	    "ALTER TABLE connectors DROP COLUMN pfx_key_name;"
+	    "ALTER TABLE connectors DROP COLUMN pfx_key_updated;"
+	    "ALTER TABLE requests DROP COLUMN target;"
+	    "INSERT INTO connectors(id, tenant, name, version, features, serial, not_after, "
+	    "registered) VALUES('c1', 'x', 'old', '1.0.0', 4, '01', 99999999999, 1);"
+	    "INSERT INTO requests(id, tenant, feature, state, payload, created) "
+	    "VALUES('r1', 'x', 4, 0, '{}', 1);", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	s = hub_store_sqlite_open(path);
+	assert_non_null(s);
+	{
+		struct hub_connector c;
+		struct hub_request r;
+
+		assert_int_equal(s->ops->connector_get(s, "c1", &c), HUB_ST_OK);
+		assert_string_equal(c.name, "old");
+		assert_null(c.pfx_key);
+		hub_connector_clear(&c);
+		assert_int_equal(s->ops->connector_pfx_key(s, "c1", "AAAA", "pfx:1", 5), HUB_ST_OK);
+		assert_int_equal(s->ops->connector_get(s, "c1", &c), HUB_ST_OK);
+		assert_string_equal(c.pfx_key, "AAAA");
+		assert_int_equal(c.pfx_key_updated, 5);
+		hub_connector_clear(&c);
+		/* the same key again changes nothing (not even its date) */
+		assert_int_equal(s->ops->connector_pfx_key(s, "c1", "AAAA", "pfx:1", 9), HUB_ST_OK);
+		assert_int_equal(s->ops->connector_get(s, "c1", &c), HUB_ST_OK);
+		assert_int_equal(c.pfx_key_updated, 5);
+		hub_connector_clear(&c);
+		assert_int_equal(s->ops->request_get(s, "x", "r1", &r), HUB_ST_OK);
+		assert_string_equal(r.target, "");
+		hub_request_clear(&r);
+	}
+	s->ops->close(s);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	/* a database from a newer hub is refused, not damaged */
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
