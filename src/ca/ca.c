@@ -95,6 +95,8 @@ cc_ca_close(struct cc_ca *ca)
 {
 	if (ca == NULL)
 		return;
+	sqlite3_finalize(ca->st_serial_exists);
+	sqlite3_finalize(ca->st_insert_cert);
 	if (ca->db != NULL)
 		sqlite3_close(ca->db);
 	X509_free(ca->cert);
@@ -189,19 +191,42 @@ serial_from_hex(const char *hex)
 	return a;
 }
 
+/*
+ * A statement of the issuance path, prepared on first use and kept: preparing costs more
+ * than running these (scep_bench). Called with ca->lock held; the caller resets the
+ * statement and clears its bindings (they point to its stack) before unlocking.
+ */
+static sqlite3_stmt *
+ca_stmt(struct cc_ca *ca, sqlite3_stmt **slot, const char *sql)
+{
+	if (*slot == NULL && sqlite3_prepare_v3(ca->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot,
+	    NULL) != SQLITE_OK)
+		*slot = NULL;
+	return *slot;
+}
+
+static void
+ca_stmt_done(sqlite3_stmt *st)
+{
+	if (st != NULL) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+}
+
 static int
 serial_exists(struct cc_ca *ca, const char *hex)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	int r = -1;
 
 	pthread_mutex_lock(&ca->lock);
-	if (sqlite3_prepare_v2(ca->db, "SELECT 1 FROM certs WHERE serial = ?", -1, &st, NULL) ==
-	    SQLITE_OK && sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC) == SQLITE_OK) {
+	st = ca_stmt(ca, &ca->st_serial_exists, "SELECT 1 FROM certs WHERE serial = ?");
+	if (st != NULL && sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC) == SQLITE_OK) {
 		int s = sqlite3_step(st);
 		r = s == SQLITE_ROW ? 1 : s == SQLITE_DONE ? 0 : -1;
 	}
-	sqlite3_finalize(st);
+	ca_stmt_done(st);
 	pthread_mutex_unlock(&ca->lock);
 	return r;
 }
@@ -403,24 +428,34 @@ record(struct cc_ca *ca, X509 *x, const char *serial, const char *profile, const
 {
 	unsigned char spki[32], sha1[20];
 	char subj[512], sha1hex[41];
-	unsigned char *der = NULL;
+	unsigned char *der = NULL, *spki_der = NULL;
 	sqlite3_stmt *st = NULL;
 	unsigned int sl = 0;
-	int n, r = -1;
+	int n, spki_len, r = -1;
 
 	n = i2d_X509(x, &der);
-	if (n <= 0 || spki_sha256(X509_get0_pubkey(x), spki) == -1 ||
+	/*
+	 * The certificate's SubjectPublicKeyInfo as encoded in it: cert_base set it with
+	 * X509_set_pubkey, so these are the bytes i2d_PUBKEY gives for the key (what
+	 * cc_ca_find_by_subject_key hashes), without OpenSSL 3's encoder round trip.
+	 */
+	spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki_der);
+	if (n <= 0 || spki_len <= 0 ||
+	    EVP_Digest(spki_der, (size_t)spki_len, spki, NULL, EVP_sha256(), NULL) != 1 ||
 	    X509_digest(x, EVP_sha1(), sha1, &sl) != 1 || sl != 20 ||
 	    name_text(X509_get_subject_name(x), subj, sizeof(subj)) == -1) {
 		OPENSSL_free(der);
+		OPENSSL_free(spki_der);
 		return ca_err(err, errlen, "cannot encode the certificate");
 	}
+	OPENSSL_free(spki_der);
 	for (int i = 0; i < 20; i++)
 		snprintf(sha1hex + 2 * i, 3, "%02x", sha1[i]);
 	pthread_mutex_lock(&ca->lock);
-	if (sqlite3_prepare_v2(ca->db, "INSERT INTO certs (serial, subject, spki_sha256, "
+	st = ca_stmt(ca, &ca->st_insert_cert, "INSERT INTO certs (serial, subject, spki_sha256, "
 	    "not_before, not_after, issued_at, profile, txid, sha1, state, der) VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	if (st == NULL) {
 		ca_db_err(ca->db, err, errlen, "recording the certificate");
 		goto out;
 	}
@@ -443,7 +478,7 @@ record(struct cc_ca *ca, X509 *x, const char *serial, const char *profile, const
 	}
 	r = 0;
 out:
-	sqlite3_finalize(st);
+	ca_stmt_done(st);
 	pthread_mutex_unlock(&ca->lock);
 	OPENSSL_free(der);
 	return r;

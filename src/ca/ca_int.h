@@ -21,6 +21,9 @@ struct cc_ca {
 	sqlite3 *db;
 	pthread_mutex_t lock;        /* every use of db */
 	pthread_mutex_t crl_lock;    /* one CRL signing at a time */
+	/* The statements every issuance runs, prepared once (under lock; see ca_stmt). */
+	sqlite3_stmt *st_serial_exists;
+	sqlite3_stmt *st_insert_cert;
 };
 
 int ca_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
