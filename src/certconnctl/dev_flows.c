@@ -117,7 +117,7 @@ hub_exe(void)
 static cJSON *
 admin(const struct demo *dm, const char *const *args)
 {
-	const char *argv[16];
+	const char *argv[32];
 	int pfd[2], st;
 	size_t n = 0, got = 0;
 	char *out;
@@ -130,8 +130,11 @@ admin(const struct demo *dm, const char *const *args)
 	argv[n++] = "-c";
 	argv[n++] = dm->hub_conf;
 	argv[n++] = "--json";
-	for (size_t i = 0; args[i] != NULL && n < 15; i++)
+	for (size_t i = 0; args[i] != NULL; i++) {
+		if (n + 1 >= sizeof(argv) / sizeof(argv[0]))
+			return NULL; /* a programming error: never cut arguments silently */
 		argv[n++] = args[i];
+	}
 	argv[n] = NULL;
 	out = malloc(DEMO_OUT_MAX);
 	if (out == NULL || pipe(pfd) == -1) {
@@ -329,41 +332,14 @@ print_request_events(const struct demo *dm, const char *id)
 	}
 }
 
-/* Queues feature with payload (through a file: payloads carry PFX files), waits for the
- * final state, prints it. The request's "value" (caller frees) or NULL. */
+/* Waits for the final state of request id, prints it with the connector's events. The
+ * request's "value" (caller frees) or NULL. */
 static cJSON *
-queue_and_wait(const struct demo *dm, const char *feature, cJSON *payload)
+wait_and_print(const struct demo *dm, const char *id)
 {
-	char file[PATH_MAX + 64], id[128];
-	char *text = cJSON_PrintUnformatted(payload);
-	const char *q[] = { "queue", feature, "--tenant", "dev", "--payload-file", file, NULL };
 	const char *r[] = { "request", id, NULL };
 	cJSON *v = NULL, *res;
-	int fd;
 
-	snprintf(file, sizeof(file), "%s/%s.json", dm->work, feature);
-	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (text == NULL || fd == -1 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
-		fprintf(stderr, "certconnctl: cannot write %s\n", file);
-		if (fd != -1)
-			close(fd);
-		free(text);
-		return NULL;
-	}
-	close(fd);
-	free(text);
-	v = admin(dm, q);
-	if (jstr(v, "requestId") == NULL) {
-		fprintf(stderr, "certconnctl: the hub did not queue the %s request\n", feature);
-		cJSON_Delete(v);
-		unlink(file);
-		return NULL;
-	}
-	snprintf(id, sizeof(id), "%s", jstr(v, "requestId"));
-	cJSON_Delete(v);
-	v = NULL;
-	unlink(file); /* it may hold an encrypted password: no copy is left lying around */
-	printf("  queued    %s request %s through the hub's admin API\n", feature, id);
 	for (int i = 0; i < DEMO_WAIT_S * 4; i++) {
 		const char *st;
 
@@ -396,6 +372,50 @@ queue_and_wait(const struct demo *dm, const char *feature, cJSON *payload)
 	}
 	print_request_events(dm, id);
 	return v;
+}
+
+/* Writes text to a new 0600 file. 0/-1. */
+static int
+put_private(const char *path, const void *text, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd == -1 || write(fd, text, len) != (ssize_t)len) {
+		fprintf(stderr, "certconnctl: cannot write %s: %s\n", path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* Queues feature with payload (through a file: payloads carry PFX files), waits for the
+ * final state, prints it. The request's "value" (caller frees) or NULL. */
+static cJSON *
+queue_and_wait(const struct demo *dm, const char *feature, cJSON *payload)
+{
+	char file[PATH_MAX + 64], id[128];
+	char *text = cJSON_PrintUnformatted(payload);
+	const char *q[] = { "queue", feature, "--tenant", "dev", "--payload-file", file, NULL };
+	cJSON *v;
+
+	snprintf(file, sizeof(file), "%s/%s.json", dm->work, feature);
+	if (text == NULL || put_private(file, text, strlen(text)) == -1) {
+		free(text);
+		return NULL;
+	}
+	free(text);
+	v = admin(dm, q);
+	unlink(file); /* it may hold an encrypted password: no copy is left lying around */
+	if (jstr(v, "requestId") == NULL) {
+		fprintf(stderr, "certconnctl: the hub did not queue the %s request\n", feature);
+		cJSON_Delete(v);
+		return NULL;
+	}
+	snprintf(id, sizeof(id), "%s", jstr(v, "requestId"));
+	cJSON_Delete(v);
+	printf("  queued    %s request %s through the hub's admin API\n", feature, id);
+	return wait_and_print(dm, id);
 }
 
 static bool
@@ -579,34 +599,77 @@ dev_flows_demo(const char *config, const char *dir)
 		printf("  skipped: the pkcs result has no keptCopy\n");
 	}
 
-	/* 3. pfx-import: an administrator's S/MIME PFX, its password encrypted to the
-	 * connector's pfx key with RSA-OAEP-SHA512 (the Intune import tooling's form). */
+	/* 3. pfx-import: an administrator's S/MIME PFX. The hub's way first: `certconn-hub
+	 * admin pfx-import` with the plaintext password, which the hub encrypts with
+	 * RSA-OAEP-SHA512 to the pfx key the connector reported in its health messages. If the
+	 * hub cannot (the connector has not reported its key yet), the password is encrypted
+	 * here the same way, to the pfx key read from the dev token, and queued as a payload. */
 	printf("== queued flow 3/4: pfx-import (an S/MIME PFX for demo-laptop)\n");
 	pfx = demo_pfx(pw, sizeof(pw));
-	pfxpub = pfx_public_key(&dm);
-	enc = pfxpub != NULL ? oaep_sha512_b64(pfxpub, pw) : NULL;
-	OPENSSL_cleanse(pw, sizeof(pw));
-	if (pfx != NULL && enc != NULL) {
-		printf("  admin     PFX made (AES-256 PKCS#12), its password encrypted with "
-		    "RSA-OAEP-SHA512 to the connector's pfx key\n");
-		pl = cJSON_CreateObject();
-		free(spki);
-		spki = device_spki_b64(dev1);
-		cJSON_AddStringToObject(pl, "deviceId", "demo-laptop");
-		cJSON_AddStringToObject(pl, "devicePublicKey", spki != NULL ? spki : "");
-		cJSON_AddStringToObject(pl, "pfx", pfx);
-		cJSON_AddStringToObject(pl, "encryptedPassword", enc);
-		cJSON_AddStringToObject(pl, "paddingScheme", "OaepSha512");
-		cJSON_AddStringToObject(pl, "keyName", "pfx");
-		cJSON_AddStringToObject(pl, "intendedPurpose", "smimeEncryption");
-		v3 = queue_and_wait(&dm, "pfx-import", pl);
-		cJSON_Delete(pl);
-		pl = NULL;
-		if (succeeded(v3) && device_check(dev1, cJSON_GetObjectItem(v3, "result")) == 0)
-			ok++;
-	} else {
-		printf("  skipped: the demo PFX or the pfx public key is missing\n");
+	if (pfx != NULL) {
+		char pfxf[PATH_MAX + 32], pwf[PATH_MAX + 32], dkf[PATH_MAX + 32];
+		const char *imp[] = { "pfx-import", "--tenant", "dev", "--pfx", pfxf,
+			"--password-file", pwf, "--device-key", dkf, "--device-id", "demo-laptop",
+			"--purpose", "smimeEncryption", NULL };
+		size_t rawlen = 0;
+		uint8_t *raw = unb64(pfx, &rawlen);
+		unsigned char *dk = NULL;
+		int dklen = i2d_PUBKEY(dev1, &dk);
+
+		snprintf(pfxf, sizeof(pfxf), "%s/demo-smime.p12", dm.work);
+		snprintf(pwf, sizeof(pwf), "%s/demo-smime.pw", dm.work);
+		snprintf(dkf, sizeof(dkf), "%s/demo-laptop.pub.der", dm.work);
+		if (raw != NULL && dklen > 0 && put_private(pfxf, raw, rawlen) == 0 &&
+		    put_private(pwf, pw, strlen(pw)) == 0 && put_private(dkf, dk, (size_t)dklen) == 0) {
+			printf("  admin     PFX made (AES-256 PKCS#12); certconn-hub admin pfx-import: "
+			    "the hub encrypts its password with RSA-OAEP-SHA512 to the connector's "
+			    "pfx key\n");
+			o = admin(&dm, imp);
+			if (jstr(o, "requestId") != NULL) {
+				char id[128];
+
+				snprintf(id, sizeof(id), "%s", jstr(o, "requestId"));
+				printf("  queued    pfx-import request %s through the hub's admin API\n",
+				    id);
+				v3 = wait_and_print(&dm, id);
+			}
+			cJSON_Delete(o);
+		}
+		/* the password file first: no plaintext password is left behind */
+		unlink(pwf);
+		unlink(pfxf);
+		unlink(dkf);
+		OPENSSL_free(dk);
+		if (raw != NULL)
+			OPENSSL_cleanse(raw, rawlen);
+		free(raw);
 	}
+	if (pfx != NULL && v3 == NULL) {
+		pfxpub = pfx_public_key(&dm);
+		enc = pfxpub != NULL ? oaep_sha512_b64(pfxpub, pw) : NULL;
+		if (enc != NULL) {
+			printf("  admin     the hub did not take the upload; the password is encrypted "
+			    "here with RSA-OAEP-SHA512 to the pfx key in the dev token\n");
+			pl = cJSON_CreateObject();
+			free(spki);
+			spki = device_spki_b64(dev1);
+			cJSON_AddStringToObject(pl, "deviceId", "demo-laptop");
+			cJSON_AddStringToObject(pl, "devicePublicKey", spki != NULL ? spki : "");
+			cJSON_AddStringToObject(pl, "pfx", pfx);
+			cJSON_AddStringToObject(pl, "encryptedPassword", enc);
+			cJSON_AddStringToObject(pl, "paddingScheme", "OaepSha512");
+			cJSON_AddStringToObject(pl, "keyName", "pfx");
+			cJSON_AddStringToObject(pl, "intendedPurpose", "smimeEncryption");
+			v3 = queue_and_wait(&dm, "pfx-import", pl);
+			cJSON_Delete(pl);
+			pl = NULL;
+		}
+	}
+	OPENSSL_cleanse(pw, sizeof(pw));
+	if (succeeded(v3) && device_check(dev1, cJSON_GetObjectItem(v3, "result")) == 0)
+		ok++;
+	else if (v3 == NULL)
+		printf("  skipped: the demo PFX could not be made or queued\n");
 
 	/* 4. revoke: the certificate of flow 1; the next CRL names it. */
 	printf("== queued flow 4/4: revoke (the certificate of demo-laptop)\n");

@@ -56,6 +56,7 @@ check "the pkcs device opened its delivery" has 'device +decrypted the password 
 check "the second device got the same certificate" has 'demo-tablet got the certificate of demo-laptop'
 check "the imported S/MIME certificate reached the device" has 'device +decrypted .*Demo User \(S/MIME\)'
 check "the password was encrypted with OAEP-SHA512" has 'RSA-OAEP-SHA512'
+check "the import named its device" has '2020 PkcsImportDownloadedRequest .*"deviceId":"demo-laptop"'
 # Each flow's events, printed with the request (Admin success and the upload details).
 for e in '1000 PkcsRequestSuccess' '1020 PkcsDownloadedRequest' '1050 PkcsIssuedSuccess' \
 	'1102 PkcsUploadedRequest' '1200 PkcsRecryptRequestSuccess' '1251 PkcsRecryptDecryptSuccess' \
