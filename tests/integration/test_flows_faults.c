@@ -17,6 +17,9 @@
  *    one result is recorded and the CA has issued exactly one certificate for it
  *    (`certconnctl ca list`).
  *
+ *  - keys failing for a moment (a token fault injected by the test PKCS#11 module): the
+ *    import's decryption is tried again (2051) and succeeds.
+ *
  * The hub's leases last 300 s (the connector asks for that); the SIGKILL test ages the
  * lease in the hub's database instead of waiting, as a clock jump would.
  */
@@ -43,6 +46,7 @@
 #include "device.h"
 
 static struct flows_env E;
+static int import_count; /* PFX fixtures made: fault-<n>.p12 */
 
 #define ADMIN "admin.jsonl"
 #define OPER "operational.jsonl"
@@ -147,11 +151,10 @@ import_payload(const struct device *d, const char *password, const char *md,
     const char *scheme, const char *enc_override, const char *pfx_password)
 {
 	char pfx[PATH_MAX], name[64], *extra = NULL, *p, *b64, *enc;
-	static int n;
 	uint8_t *raw;
 	size_t len;
 
-	snprintf(name, sizeof(name), "fault-%d", n++);
+	snprintf(name, sizeof(name), "fault-%d", import_count++);
 	assert_int_equal(device_make_pfx(E.tmp, name, "eve@example.com", pfx_password, false,
 	    pfx, sizeof(pfx)), 0);
 	raw = device_slurp(pfx, &len);
@@ -828,6 +831,79 @@ test_connector_killed_after_issue(void **state)
 	killed_and_served(true);
 }
 
+/*
+ * keys failing for a moment: the token is reached through the fault-injecting PKCS#11
+ * module of the keys tests (tests/lib/faulty_pkcs11.c, forwarding to SoftHSM2), which fails
+ * the next private-key call with CKR_SESSION_HANDLE_INVALID; keys reports a token fault
+ * (retry) and opens a new session. The import's password decryption is that call: it is
+ * tried again (2051 PkcsImportReencryptFailedAttempt) and the import succeeds. Last in the
+ * group: it restarts the appliance on the other module.
+ */
+static char control[PATH_MAX];
+
+static void
+fault_next(const char *what)
+{
+	FILE *f = fopen(control, "w");
+
+	assert_non_null(f);
+	fprintf(f, "%s\n", what);
+	fclose(f);
+}
+
+static void
+test_keys_fault_retried(void **state)
+{
+	struct device d;
+	struct device_delivery o = { 0 };
+	char patch[3 * PATH_MAX], pfx[PATH_MAX], id[80], *p;
+	const char *build = getenv("CC_BUILD_DIR");
+	cJSON *v;
+	X509 *ext_ca, *orig;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(build);
+	snprintf(control, sizeof(control), "%s/faults", E.tmp);
+	f = fopen(control, "w");
+	assert_non_null(f);
+	fclose(f);
+	chmod(control, 0666); /* keys runs as its own user */
+	/*
+	 * The module finds its control file through the environment, which certconnd's
+	 * children inherit from `dev up` (started by this process). Through pkcs11.env it
+	 * cannot: keys applies only the first NAME=value line of that section (see the
+	 * report; SOFTHSM2_CONF must stay that one).
+	 */
+	setenv("FAULTY_PKCS11_CONTROL", control, 1);
+	snprintf(patch, sizeof(patch), "{\"pkcs11\":{\"module\":\"%s/tests/lib/"
+	    "libfaulty_pkcs11.so\"}}", build);
+	assert_int_equal(flows_env_patch_root(&E, patch), 0);
+
+	assert_int_equal(device_new(&d, "keys-fault", DEVICE_RSA2048), 0);
+	p = import_payload(&d, "Keys-fault-pw", "SHA512", "OaepSha512", NULL, "Keys-fault-pw");
+	fault_next("session_invalid");
+	v = run("pfx-import", p, id, sizeof(id));
+	free(p);
+	expect_state(v, "completed", true, 0);
+	/* the first try met the fault, the next one succeeded */
+	assert_int_equal(flows_events(&E, OPER, 2051, id), 1);
+	assert_int_equal(flows_events(&E, OPER, 2050, id), 1);
+	assert_int_equal(flows_events(&E, OPER, 2052, id), 0);
+	assert_int_equal(flows_events(&E, ADMIN, 2000, id), 1);
+	snprintf(pfx, sizeof(pfx), "%s/ext-ca.pem", E.tmp);
+	ext_ca = device_load_cert(pfx);
+	snprintf(pfx, sizeof(pfx), "%s/fault-%d.pem", E.tmp, import_count - 1);
+	orig = device_load_cert(pfx);
+	assert_int_equal(device_open_result(&d, cJSON_GetObjectItem(v, "result"), ext_ca, &o), 0);
+	assert_int_equal(X509_cmp(o.cert, orig), 0);
+	device_delivery_free(&o);
+	X509_free(ext_ca);
+	X509_free(orig);
+	cJSON_Delete(v);
+	device_free(&d);
+}
+
 static int
 setup(void **state)
 {
@@ -860,6 +936,7 @@ main(void)
 		cmocka_unit_test(test_hub_down_other_flows),
 		cmocka_unit_test(test_connector_killed_before_issue),
 		cmocka_unit_test(test_connector_killed_after_issue),
+		cmocka_unit_test(test_keys_fault_retried),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -777,22 +777,24 @@ merge(cJSON *dst, const cJSON *src)
 	}
 }
 
-int
-flows_env_patch(struct flows_env *e, const char *net_patch)
+/* Merges patch into the config's section (NULL: the whole config) and restarts. */
+static int
+env_patch_at(struct flows_env *e, const char *section, const char *patch_text)
 {
 	char *s = (char *)device_slurp(e->cfg, NULL), *text;
-	cJSON *j = s != NULL ? cJSON_Parse(s) : NULL, *patch = cJSON_Parse(net_patch), *net;
+	cJSON *j = s != NULL ? cJSON_Parse(s) : NULL, *patch = cJSON_Parse(patch_text), *at;
 	FILE *f;
 
 	free(s);
-	net = cJSON_GetObjectItem(j, "net");
-	if (net == NULL || !cJSON_IsObject(patch)) {
-		fprintf(stderr, "flows_env: no net in %s or a bad patch\n", e->cfg);
+	at = section != NULL ? cJSON_GetObjectItem(j, section) : j;
+	if (at == NULL || !cJSON_IsObject(patch)) {
+		fprintf(stderr, "flows_env: no %s in %s or a bad patch\n", section ? section : "config",
+		    e->cfg);
 		cJSON_Delete(j);
 		cJSON_Delete(patch);
 		return -1;
 	}
-	merge(net, patch);
+	merge(at, patch);
 	cJSON_Delete(patch);
 	text = cJSON_Print(j);
 	cJSON_Delete(j);
@@ -809,6 +811,18 @@ flows_env_patch(struct flows_env *e, const char *net_patch)
 	if (env_dev(e, "down") == -1 || env_dev(e, "up") == -1)
 		return -1;
 	return env_read(e);
+}
+
+int
+flows_env_patch(struct flows_env *e, const char *net_patch)
+{
+	return env_patch_at(e, "net", net_patch);
+}
+
+int
+flows_env_patch_root(struct flows_env *e, const char *patch)
+{
+	return env_patch_at(e, NULL, patch);
 }
 
 int

@@ -165,6 +165,8 @@ struct flows_env {
 int flows_env_up(struct flows_env *e, const char *net_patch);
 /* Merges net_patch into "net" and restarts the appliance (dev down, dev up). */
 int flows_env_patch(struct flows_env *e, const char *net_patch);
+/* The same for the whole config (e.g. {"pkcs11":{"module":...}}). */
+int flows_env_patch_root(struct flows_env *e, const char *patch);
 /* dev down and the directory removed (the logs are printed first when print_logs). */
 void flows_env_down(struct flows_env *e, bool print_logs);
 /* certconnctl -c CFG <args>: exit status; the first line of stdout in out (may be NULL). */
