@@ -191,6 +191,12 @@ hub_server_start(struct hub_server *s, struct event_base *base, struct hub *h, X
 		goto fail;
 	evhttp_set_max_headers_size(s->http, 16 * 1024);
 	evhttp_set_max_body_size(s->http, (ev_ssize_t)c->max_body_bytes);
+	/* An oversized body is read (and discarded, not kept) before the 413 goes out: closing
+	 * while the client still sends makes it see a reset instead of the answer. The idle
+	 * timeout below still bounds a client that never stops. */
+	if (evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
+		cc_log_warn("hub: libevent has no lingering close; a client sending an oversized "
+		    "body may see a reset instead of 413");
 	evhttp_set_timeout(s->http, 60);
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 	    EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH);
