@@ -66,13 +66,6 @@ enum flows_code {
 bool flows_code_retryable(int32_t code);
 /* "ParameterDataInvalidError" ...; "Success" for 0, "Unknown" otherwise. */
 const char *flows_code_name(int32_t code);
-/*
- * The code of a pkcs.h error (enum pkcs_err) and whether the step is worth trying again
- * in-process: INVALID, PADDING -> 4002; CRYPTO, PASSWORD -> 4003; UNSUPPORTED -> 4006;
- * KEY (keys unreachable or failing), NOMEM -> 4100 with *retry true.
- */
-int32_t flows_pkcs_code(int pkcs_err, bool *retry);
-
 /* ---- payloads ---- */
 
 #define FLOWS_PAYLOAD_MAX (256u * 1024u)   /* bytes of a payload's JSON text */

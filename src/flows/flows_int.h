@@ -97,6 +97,42 @@ GENERAL_NAMES *flows_sans_build(const struct flows_pkcs_req *r, char *why, size_
 X509_REQ *flows_csr_build(EVP_PKEY *key, X509_NAME *subject, GENERAL_NAMES *sans, char *why,
     size_t whylen);
 
+/* ---- cryptography (flows_crypto.c, OpenSSL's PKCS#12, CMS and RSA-OAEP) ---- */
+
+enum flows_cerr {
+	FLOWS_C_OK = 0,
+	FLOWS_C_INVALID,             /* malformed input (a PKCS#12 or CMS that does not decode) */
+	FLOWS_C_UNSUPPORTED,         /* a key type or algorithm not supported */
+	FLOWS_C_CRYPTO,              /* the operation failed (not for this key, tampered) */
+	FLOWS_C_PASSWORD,            /* a PKCS#12 password that does not open it */
+	FLOWS_C_PADDING,             /* an OAEP check that fails */
+	FLOWS_C_KEY,                 /* keys unreachable or failing: worth another try */
+	FLOWS_C_NOMEM,
+};
+#define FLOWS_C_PASSWORD_MAX 64
+
+/* The flows' error code of a flows_cerr (docs/flows.md): INVALID, PADDING 4002; CRYPTO,
+ * PASSWORD 4003; UNSUPPORTED 4006; KEY, NOMEM 4100 with *retry. */
+int32_t flows_c_code(int e, bool *retry);
+const char *flows_c_strerror(int e);
+/* A random password of printable ASCII (out: at least FLOWS_C_PASSWORD_MAX + 1 bytes). */
+int flows_c_password(char *out, size_t cap);
+/* PKCS#12 (DER, malloc'd) of key, cert and chain: AES-256/PBKDF2 or legacy 3DES/SHA-1. */
+int flows_c_p12_pack(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const char *password,
+    bool legacy, uint8_t **der, size_t *len);
+int flows_c_p12_open(const uint8_t *der, size_t len, const char *password, EVP_PKEY **key,
+    X509 **cert, STACK_OF(X509) **chain);
+/* CMS EnvelopedData (AES-256-CBC) of data to rcert, or to the bare public key rkey. */
+int flows_c_seal(X509 *rcert, EVP_PKEY *rkey, const uint8_t *data, size_t len,
+    uint8_t **out, size_t *outlen);
+/* Opens an EnvelopedData with key (a keyref key: the key transport runs in keys). */
+int flows_c_open(EVP_PKEY *key, const uint8_t *cms, size_t len, uint8_t **out,
+    size_t *outlen);
+/* RSA-OAEP (SHA-256/384/512 for OAEP and MGF1) ciphertext of a password, decrypted with
+ * key (in keys); *password NUL-terminated, malloc'd, the caller wipes it. */
+int flows_c_password_decrypt(EVP_PKEY *key, const uint8_t *ct, size_t len, int md_bits,
+    char **password);
+
 /* ---- delivery (flows_deliver.c) ---- */
 
 struct flows_cert_facts {
