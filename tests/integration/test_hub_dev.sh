@@ -116,6 +116,19 @@ check "... the keyName of the connector's pfx key and the device's key" \
 	test "$(payload "d['payload']['keyName'] == '$(connectors "d[0]['pfxKey']['keyName']")', d['payload']['deviceId'], 'password' in d['payload']")" = "True laptop-1 False"
 check "... and never the password itself" bash -c "! '$HUB' admin -c '$D/hub/hub.json' --json request '$REQ' | grep -q Import-Pass-1"
 admin request "$REQ" --wait 60 >/dev/null
+R2=$(admin pfx-import --tenant dev --pfx "$T/smime.pfx" --password-file "$T/pfx-pass" \
+	--device-cert "$T/smime.pem" --connector "$ID" --padding OaepSha256 --id import-2 2>&1 | tail -1)
+check "admin pfx-import for one connector, OAEP-SHA256, a device certificate" test "$R2" = import-2
+REQ2=$R2
+payload2() { admin --json request "$REQ2" | python3 -c "import json,sys; d=json.load(sys.stdin)['value']; print($1)"; }
+check "... the request names its target and carries the certificate" \
+	test "$(payload2 "d['targetConnector'] == '$ID', d['payload']['paddingScheme'], d['payload']['deviceCertificate'] == '$(openssl x509 -in "$T/smime.pem" -outform DER | base64 -w0)'")" = "True OaepSha256 True"
+admin tenant add idle >/dev/null
+IDLE=$(admin queue revoke --tenant idle --payload '{"serialNumber":"0A"}')
+check "request --wait gives up with status 3 on a request nobody serves" bash -c \
+	"'$HUB' admin -c '$D/hub/hub.json' request '$IDLE' --wait 1 >/dev/null 2>&1; [ \$? = 3 ]"
+check "... and an unknown request is an error (status 1)" bash -c \
+	"'$HUB' admin -c '$D/hub/hub.json' request does-not-exist --wait 1 >/dev/null 2>&1; [ \$? = 1 ]"
 check "the dev connector leases it and answers (request --wait)" \
 	test "$(payload "d['state'] in ('completed', 'failed'), d['completedBy']")" = "True $ID"
 
