@@ -267,7 +267,10 @@ struct result {
 	double client_per;              /* this process, ms per enrollment */
 	int nproc;
 	struct pstat before[MAX_TREE], after[MAX_TREE];
+	int role_pid[3];                /* certconnd's parent, net, keys (from dev.json) */
 };
+
+static const char *const role_names[3] = { "parent", "net", "keys" };
 
 struct keygen {
 	struct job *jobs;
@@ -339,7 +342,13 @@ run_load(const struct sc_client *proto, bool des_reply, struct job *jobs, int n,
 
 	if (lat == NULL)
 		die("%s", "out of memory");
-	memset(res, 0, sizeof(*res));
+	{
+		int roles[3];
+
+		memcpy(roles, res->role_pid, sizeof(roles));
+		memset(res, 0, sizeof(*res));
+		memcpy(res->role_pid, roles, sizeof(roles));
+	}
 	res->n = n;
 	atomic_init(&l.next, 0);
 	res->nproc = tree(server_pid, res->before, MAX_TREE);
@@ -386,8 +395,15 @@ print_result(const char *title, const struct result *r)
 		for (int j = 0; j < MAX_TREE && r->after[j].pid != 0; j++)
 			if (r->after[j].pid == b->pid)
 				d = r->after[j].cpu - b->cpu;
-		if (d >= 0)
-			printf("    pid %-7d %-12s %.3f ms\n", b->pid, b->comm, d * 1e3 / r->ok);
+		if (d >= 0) {
+			const char *role = "";
+
+			for (int k = 0; k < 3; k++)
+				if (r->role_pid[k] == b->pid)
+					role = role_names[k];
+			printf("    pid %-7d %-16s %-6s %.3f ms\n", b->pid, b->comm, role,
+			    d * 1e3 / r->ok);
+		}
 	}
 	printf("  client CPU           %.3f ms per enrollment (this process)\n", r->client_per);
 }
@@ -610,6 +626,11 @@ main(int argc, char **argv)
 	if (!cJSON_IsNumber(cJSON_GetObjectItem(pids, "parent")))
 		die("%s", "dev.json has no pids.parent (is certconnd running?)");
 	parent_pid = cJSON_GetObjectItem(pids, "parent")->valueint;
+	for (int k = 0; k < 3; k++) {
+		cJSON *v = cJSON_GetObjectItem(pids, role_names[k]);
+
+		r->role_pid[k] = cJSON_IsNumber(v) ? v->valueint : 0;
+	}
 	setenv("SOFTHSM2_CONF", jstr(j, "softhsm2_conf", NULL), 1);
 	pw = slurp(jstr(j, "pin_file", NULL));
 	if (pw == NULL)
