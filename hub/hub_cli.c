@@ -571,9 +571,9 @@ dispatch(struct cli *c, int argc, char **argv)
 			    strcmp(state, "failed") == 0)
 				break;
 			if (waited >= wait_s * 4) {
-				cJSON_Delete(resp);
 				fprintf(stderr, "certconn-hub admin: request %s still %s after %d s\n",
 				    argv[1], state, wait_s);
+				cJSON_Delete(resp);   /* state points into it */
 				return 3;
 			}
 			cJSON_Delete(resp);
