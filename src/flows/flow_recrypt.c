@@ -48,7 +48,9 @@ read_copy(const uint8_t *plain, size_t len, uint8_t **pfx, size_t *pfx_len, char
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "version");
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "pfx");
 	const cJSON *pw = cJSON_GetObjectItemCaseSensitive(o, "password");
-	int32_t code = FLOWS_E_PARAMETER;
+	/* What decrypted under the pfx key but is not a kept copy was tampered with (or made
+	 * for someone else): a cryptographic failure, as a decryption failure is. */
+	int32_t code = FLOWS_E_CRYPTO;
 
 	*pfx = NULL;
 	*password = NULL;

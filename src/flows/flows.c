@@ -43,7 +43,7 @@
 #include "flows_int.h"
 #include "net.h"
 
-#define FLOWS_RESEND_S 15
+#define FLOWS_RESEND_S 5
 #define FLOWS_IDEM_KEEP_S (7 * 86400)
 
 static const struct flows_events events[FLOWS_NKINDS] = {
