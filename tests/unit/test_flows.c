@@ -18,6 +18,8 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
+#include <openssl/pkcs12.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sqlite3.h>
@@ -778,6 +780,209 @@ revoke_flow(void **state)
 	test_rmtree(dir);
 }
 
+
+/* ---- cryptography (flows_crypto.c) and delivery (flows_deliver.c) ---- */
+
+static void
+crypto_p12(void **state)
+{
+	EVP_PKEY *k = sc_key_ec("P-256"), *k2 = NULL;
+	X509 *x = sc_selfsigned(k, "CN=p12 test", 30), *x2 = NULL;
+	STACK_OF(X509) *chain = NULL;
+	char pw[FLOWS_C_PASSWORD_MAX + 1], pw2[FLOWS_C_PASSWORD_MAX + 1];
+	uint8_t *der = NULL;
+	size_t len = 0;
+	bool retry;
+
+	(void)state;
+	assert_int_equal(flows_c_password(pw, sizeof(pw)), FLOWS_C_OK);
+	assert_int_equal(flows_c_password(pw2, sizeof(pw2)), FLOWS_C_OK);
+	assert_int_equal(strlen(pw), 24);
+	assert_string_not_equal(pw, pw2);
+	assert_int_equal(flows_c_password(pw, 8), FLOWS_C_INVALID);
+	assert_int_equal(flows_c_password(pw, sizeof(pw)), FLOWS_C_OK);
+	for (int legacy = 0; legacy < 2; legacy++) {
+		const unsigned char *p;
+		PKCS12 *p12;
+		const X509_ALGOR *macalg = NULL;
+		const ASN1_OBJECT *obj = NULL;
+
+		assert_int_equal(flows_c_p12_pack(k, x, NULL, pw, legacy, &der, &len),
+		    FLOWS_C_OK);
+		/* The MAC's digest says which form it is. */
+		p = der;
+		p12 = d2i_PKCS12(NULL, &p, (long)len);
+		assert_non_null(p12);
+		PKCS12_get0_mac(NULL, &macalg, NULL, NULL, p12);
+		X509_ALGOR_get0(&obj, NULL, NULL, macalg);
+		assert_int_equal(OBJ_obj2nid(obj), legacy ? NID_sha1 : NID_sha256);
+		PKCS12_free(p12);
+		assert_int_equal(flows_c_p12_open(der, len, pw, &k2, &x2, &chain), FLOWS_C_OK);
+		assert_int_equal(EVP_PKEY_eq(k, k2), 1);
+		assert_int_equal(X509_cmp(x, x2), 0);
+		EVP_PKEY_free(k2);
+		X509_free(x2);
+		sk_X509_pop_free(chain, X509_free);
+		assert_int_equal(flows_c_p12_open(der, len, "wrong", &k2, &x2, &chain),
+		    FLOWS_C_PASSWORD);
+		assert_null(k2);
+		assert_int_equal(flows_c_code(FLOWS_C_PASSWORD, &retry), FLOWS_E_CRYPTO);
+		assert_false(retry);
+		assert_int_equal(flows_c_p12_open(der, len - 1, pw, &k2, &x2, &chain),
+		    FLOWS_C_INVALID);
+		free(der);
+	}
+	assert_int_equal(flows_c_code(FLOWS_C_INVALID, &retry), FLOWS_E_PARAMETER);
+	assert_int_equal(flows_c_code(FLOWS_C_PADDING, &retry), FLOWS_E_PARAMETER);
+	assert_int_equal(flows_c_code(FLOWS_C_UNSUPPORTED, &retry), FLOWS_E_NOT_SUPPORTED);
+	assert_int_equal(flows_c_code(FLOWS_C_KEY, &retry), FLOWS_E_RETRYABLE);
+	assert_true(retry);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static void
+crypto_envelope(void **state)
+{
+	EVP_PKEY *rsa = sc_key_rsa(2048), *ec = sc_key_ec("P-256"), *other = sc_key_rsa(2048);
+	X509 *rsa_cert = sc_selfsigned(rsa, "CN=rsa device", 30);
+	static const uint8_t msg[] = "the PKCS#12 would be here";
+	uint8_t *ct = NULL, *pt = NULL;
+	size_t ctlen, ptlen;
+
+	(void)state;
+	/* To a bare RSA key, a bare EC key (key agreement) and a certificate. */
+	for (int i = 0; i < 3; i++) {
+		EVP_PKEY *k = i == 1 ? ec : rsa;
+
+		assert_int_equal(flows_c_seal(i == 2 ? rsa_cert : NULL, i == 2 ? NULL : k, msg,
+		    sizeof(msg), &ct, &ctlen), FLOWS_C_OK);
+		assert_int_equal(flows_c_open(k, ct, ctlen, &pt, &ptlen), FLOWS_C_OK);
+		assert_int_equal(ptlen, sizeof(msg));
+		assert_memory_equal(pt, msg, sizeof(msg));
+		free(pt);
+		/* Another key cannot open it. */
+		if (i != 1)
+			assert_int_equal(flows_c_open(other, ct, ctlen, &pt, &ptlen),
+			    FLOWS_C_CRYPTO);
+		free(ct);
+	}
+	assert_int_equal(flows_c_open(rsa, msg, sizeof(msg), &pt, &ptlen), FLOWS_C_INVALID);
+	X509_free(rsa_cert);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(other);
+}
+
+static void
+crypto_password(void **state)
+{
+	EVP_PKEY *k = sc_key_rsa(2048);
+	static const char *const mds[] = { "SHA256", "SHA384", "SHA512" };
+	static const int bits[] = { 256, 384, 512 };
+	unsigned char ct[256];
+	char *pw = NULL;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
+		size_t ctlen = sizeof(ct);
+
+		assert_non_null(c);
+		assert_int_equal(EVP_PKEY_encrypt_init(c), 1);
+		assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING), 1);
+		assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md_name(c, mds[i], NULL), 1);
+		assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md_name(c, mds[i], NULL), 1);
+		assert_int_equal(EVP_PKEY_encrypt(c, ct, &ctlen, (const unsigned char *)"Pfx-pw-1",
+		    8), 1);
+		EVP_PKEY_CTX_free(c);
+		assert_int_equal(flows_c_password_decrypt(k, ct, ctlen, bits[i], &pw), FLOWS_C_OK);
+		assert_string_equal(pw, "Pfx-pw-1");
+		free(pw);
+		/* Announced with another digest: the OAEP check fails. */
+		assert_int_equal(flows_c_password_decrypt(k, ct, ctlen, bits[(i + 1) % 3], &pw),
+		    FLOWS_C_PADDING);
+		assert_null(pw);
+		/* A ciphertext of the wrong size: a bad parameter too. */
+		{
+			bool retry;
+			int e = flows_c_password_decrypt(k, ct, ctlen - 1, bits[i], &pw);
+			assert_int_not_equal(e, FLOWS_C_OK);
+			assert_int_equal(flows_c_code(e, &retry), FLOWS_E_PARAMETER);
+			assert_false(retry);
+		}
+	}
+	EVP_PKEY_free(k);
+}
+
+static void
+deliver(void **state)
+{
+	EVP_PKEY *key = sc_key_rsa(2048), *pfx = sc_key_rsa(2048), *k2 = NULL;
+	X509 *cert = sc_selfsigned(key, "CN=delivered", 30), *x2 = NULL;
+	STACK_OF(X509) *chain = NULL;
+	struct flows_env env = { .pfx_pub = pfx };
+	struct flows_device dev = { 0 };
+	struct flows_delivery d = { .key = key, .cert = cert, .keep_copy = true,
+		.keyspec = "rsa-2048", .device = &dev };
+	unsigned char *spki = NULL;
+	uint8_t *env_pfx, *env_pw, *p12, *pw, *copy;
+	size_t n1, n2, n3, n4, n5;
+	cJSON *res = NULL, *kc;
+	char why[256];
+	bool retry;
+	int n;
+
+	(void)state;
+	n = i2d_PUBKEY(devkey, &spki);
+	dev.der = spki;
+	dev.len = (size_t)n;
+	assert_int_equal(flows_deliver(&env, &d, &res, &retry, why, sizeof(why)), FLOWS_OK);
+	assert_string_equal(cJSON_GetObjectItem(res, "p12Form")->valuestring, "aes256");
+	assert_string_equal(cJSON_GetObjectItem(res, "keySpec")->valuestring, "rsa-2048");
+	assert_string_equal(cJSON_GetObjectItem(res, "subjectName")->valuestring, "CN=delivered");
+	assert_int_equal(strlen(cJSON_GetObjectItem(res, "certificateThumbprint")->valuestring),
+	    40);
+	/* The device opens the password and the PKCS#12 with its own key. */
+	assert_int_equal(flows_b64_decode(cJSON_GetObjectItem(res, "encryptedPfx")->valuestring,
+	    1 << 20, &env_pfx, &n1), 0);
+	assert_int_equal(flows_b64_decode(cJSON_GetObjectItem(res, "encryptedPassword")->
+	    valuestring, 1 << 20, &env_pw, &n2), 0);
+	assert_int_equal(flows_c_open(devkey, env_pfx, n1, &p12, &n3), FLOWS_C_OK);
+	assert_int_equal(flows_c_open(devkey, env_pw, n2, &pw, &n4), FLOWS_C_OK);
+	pw = realloc(pw, n4 + 1);
+	pw[n4] = '\0';
+	assert_int_equal(flows_c_p12_open(p12, n3, (char *)pw, &k2, &x2, &chain), FLOWS_C_OK);
+	assert_int_equal(EVP_PKEY_eq(k2, key), 1);
+	assert_int_equal(X509_cmp(x2, cert), 0);
+	EVP_PKEY_free(k2);
+	X509_free(x2);
+	sk_X509_pop_free(chain, X509_free);
+	/* The kept copy opens with the pfx key and holds the same PKCS#12 and password. */
+	kc = cJSON_GetObjectItem(res, "keptCopy");
+	assert_non_null(kc);
+	free(env_pfx);
+	assert_int_equal(flows_b64_decode(kc->valuestring, 1 << 20, &env_pfx, &n1), 0);
+	assert_int_equal(flows_c_open(pfx, env_pfx, n1, &copy, &n5), FLOWS_C_OK);
+	{
+		cJSON *o = cJSON_ParseWithLength((const char *)copy, n5);
+		assert_non_null(o);
+		assert_int_equal(cJSON_GetObjectItem(o, "version")->valueint, 1);
+		assert_string_equal(cJSON_GetObjectItem(o, "password")->valuestring, (char *)pw);
+		cJSON_Delete(o);
+	}
+	free(copy);
+	free(env_pfx);
+	free(env_pw);
+	free(p12);
+	free(pw);
+	cJSON_Delete(res);
+	OPENSSL_free(spki);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(pfx);
+}
+
 int
 main(void)
 {
@@ -792,6 +997,10 @@ main(void)
 		cmocka_unit_test(idem),
 		cmocka_unit_test(keypool),
 		cmocka_unit_test(revoke_flow),
+		cmocka_unit_test(crypto_p12),
+		cmocka_unit_test(crypto_envelope),
+		cmocka_unit_test(crypto_password),
+		cmocka_unit_test(deliver),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
