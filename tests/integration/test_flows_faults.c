@@ -896,18 +896,33 @@ test_keys_fault_retried(void **state)
 	 * report; SOFTHSM2_CONF must stay that one).
 	 */
 	setenv("FAULTY_PKCS11_CONTROL", control, 1);
+	/* Up to ten tries of a step, so that the import outlasts the faults aimed at it. */
 	snprintf(patch, sizeof(patch), "{\"pkcs11\":{\"module\":\"%s/tests/lib/"
-	    "libfaulty_pkcs11.so\"}}", build);
+	    "libfaulty_pkcs11.so\"},\"net\":{\"flows\":{\"max_attempts\":10,"
+	    "\"backoff\":{\"initial_ms\":200,\"max_ms\":500}}}}", build);
 	assert_int_equal(flows_env_patch_root(&E, patch), 0);
 
 	assert_int_equal(device_new(&d, "keys-fault", DEVICE_RSA2048), 0);
 	p = import_payload(&d, "Keys-fault-pw", "SHA512", "OaepSha512", NULL, "Keys-fault-pw");
-	fault_next("session_invalid");
-	v = run("pfx-import", p, id, sizeof(id));
+	assert_int_equal(flows_queue(&E, "pfx-import", p, id, sizeof(id)), 0);
 	free(p);
+	/*
+	 * The module fails the next private-key call, whichever it is (a TLS handshake with the
+	 * hub takes one now and then): one fault is kept pending until the import's decryption
+	 * has met one (2051), then no more.
+	 */
+	for (int i = 0; i < 6000 && flows_events(&E, OPER, 2051, id) == 0; i++) {
+		struct stat st;
+
+		if (stat(control, &st) == 0 && st.st_size == 0)
+			fault_next("session_invalid");
+		usleep(10000);
+	}
+	fault_next("pass");
+	v = flows_wait(&E, id, 120);
 	expect_state(v, "completed", true, 0);
-	/* the first try met the fault, the next one succeeded */
-	assert_int_equal(flows_events(&E, OPER, 2051, id), 1);
+	/* a try met the fault, a later one succeeded */
+	assert_true(flows_events(&E, OPER, 2051, id) >= 1);
 	assert_int_equal(flows_events(&E, OPER, 2050, id), 1);
 	assert_int_equal(flows_events(&E, OPER, 2052, id), 0);
 	assert_int_equal(flows_events(&E, ADMIN, 2000, id), 1);
