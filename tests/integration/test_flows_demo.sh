@@ -54,7 +54,7 @@ done
 check "four results completed" test "$(grep -cE 'result +state completed, succeeded true, errorCode 0' "$OUT")" = 4
 check "the pkcs device opened its delivery" has 'device +decrypted the password and the PKCS#12 .*CN *= *demo-laptop, 2048-bit RSA key that matches'
 check "the second device got the same certificate" has 'demo-tablet got the certificate of demo-laptop'
-check "the imported S/MIME certificate reached the device" has 'device +decrypted .*Demo User \(S/MIME\)'
+check "the imported S/MIME certificate reached the device" has 'device +decrypted .*Demo User \(S.?/MIME\)'
 check "the password was encrypted with OAEP-SHA512" has 'RSA-OAEP-SHA512'
 check "the import named its device" has '2020 PkcsImportDownloadedRequest .*"deviceId":"demo-laptop"'
 # Each flow's events, printed with the request (Admin success and the upload details).
