@@ -149,4 +149,17 @@ int cc_ca_revocation_gen(struct cc_ca *ca, uint64_t *gen, uint64_t *crl_gen, cha
 struct sqlite3 *cc_ca_db_lock(struct cc_ca *ca);
 void cc_ca_db_unlock(struct cc_ca *ca);
 
+/*
+ * A statement on the store prepared once and kept until cc_ca_close, for a caller holding
+ * cc_ca_db_lock: slot (< CC_CA_DB_STMT_SLOTS) is the caller's own number for sql, always the
+ * same text for the same slot (the SCEP store uses 0-7). Give it back with
+ * cc_ca_db_stmt_done (reset, bindings cleared: they may point to the caller's stack) before
+ * unlocking. NULL when it cannot be prepared (sqlite3_errmsg says why). Preparing costs
+ * more than running the statements of an enrollment.
+ */
+#define CC_CA_DB_STMT_SLOTS 16
+struct sqlite3_stmt;
+struct sqlite3_stmt *cc_ca_db_stmt(struct cc_ca *ca, unsigned slot, const char *sql);
+void cc_ca_db_stmt_done(struct sqlite3_stmt *st);
+
 #endif

@@ -97,6 +97,8 @@ cc_ca_close(struct cc_ca *ca)
 		return;
 	sqlite3_finalize(ca->st_serial_exists);
 	sqlite3_finalize(ca->st_insert_cert);
+	for (size_t i = 0; i < CC_CA_DB_STMT_SLOTS; i++)
+		sqlite3_finalize(ca->db_stmts[i]);
 	if (ca->db != NULL)
 		sqlite3_close(ca->db);
 	X509_free(ca->cert);
@@ -212,6 +214,18 @@ ca_stmt_done(sqlite3_stmt *st)
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
 	}
+}
+
+sqlite3_stmt *
+cc_ca_db_stmt(struct cc_ca *ca, unsigned slot, const char *sql)
+{
+	return slot < CC_CA_DB_STMT_SLOTS ? ca_stmt(ca, &ca->db_stmts[slot], sql) : NULL;
+}
+
+void
+cc_ca_db_stmt_done(sqlite3_stmt *st)
+{
+	ca_stmt_done(st);
 }
 
 static int

@@ -24,6 +24,7 @@ struct cc_ca {
 	/* The statements every issuance runs, prepared once (under lock; see ca_stmt). */
 	sqlite3_stmt *st_serial_exists;
 	sqlite3_stmt *st_insert_cert;
+	sqlite3_stmt *db_stmts[CC_CA_DB_STMT_SLOTS];  /* cc_ca_db_stmt's */
 };
 
 int ca_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -53,6 +53,16 @@ scep_txn_state_name(int state)
 
 /* ---- transactions ---- */
 
+/* cc_ca_db_stmt slots: the statements every enrollment runs, prepared once. */
+enum {
+	STMT_TXN_GET,
+	STMT_TXN_INSERT,
+	STMT_TXN_REPLACE,
+	STMT_TXN_MOVE,
+	STMT_NONCE_FORGET,
+	STMT_NONCE_ADD,
+};
+
 #define TXN_COLS "txid, profile, state, subject, spki_sha256, signer_spki, created, updated, " \
 	"serial, reason, csr"
 
@@ -105,8 +115,9 @@ scep_txn_get(struct cc_ca *ca, const char *profile, const char *txid, struct sce
 	int r = -1, s;
 
 	memset(t, 0, sizeof(*t));
-	if (sqlite3_prepare_v2(db, "SELECT " TXN_COLS " FROM scep_txn WHERE profile = ? AND "
-	    "txid = ?", -1, &st, NULL) != SQLITE_OK) {
+	st = cc_ca_db_stmt(ca, STMT_TXN_GET, "SELECT " TXN_COLS " FROM scep_txn WHERE "
+	    "profile = ? AND txid = ?");
+	if (st == NULL) {
 		db_err(db, err, errlen, "reading a transaction");
 		goto out;
 	}
@@ -122,7 +133,7 @@ scep_txn_get(struct cc_ca *ca, const char *profile, const char *txid, struct sce
 	else
 		r = 1;
 out:
-	sqlite3_finalize(st);
+	cc_ca_db_stmt_done(st);
 	cc_ca_db_unlock(ca);
 	return r;
 }
@@ -172,11 +183,13 @@ scep_txn_insert(struct cc_ca *ca, const struct scep_txn *t, bool replace, char *
 	sqlite3_stmt *st = NULL;
 	int r = -1;
 
-	if (sqlite3_prepare_v2(db, replace ? "INSERT OR REPLACE INTO scep_txn (txid, profile, "
-	    "state, subject, spki_sha256, signer_spki, created, updated, serial, reason, csr) "
-	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" : "INSERT INTO scep_txn (txid, profile, state, subject, "
-	    "spki_sha256, signer_spki, created, updated, serial, reason, csr) VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+	st = replace ? cc_ca_db_stmt(ca, STMT_TXN_REPLACE, "INSERT OR REPLACE INTO scep_txn "
+	    "(txid, profile, state, subject, spki_sha256, signer_spki, created, updated, serial, "
+	    "reason, csr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") :
+	    cc_ca_db_stmt(ca, STMT_TXN_INSERT, "INSERT INTO scep_txn (txid, profile, state, "
+	    "subject, spki_sha256, signer_spki, created, updated, serial, reason, csr) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	if (st == NULL) {
 		db_err(db, err, errlen, "recording a transaction");
 		goto out;
 	}
@@ -202,7 +215,7 @@ scep_txn_insert(struct cc_ca *ca, const struct scep_txn *t, bool replace, char *
 	}
 	r = 0;
 out:
-	sqlite3_finalize(st);
+	cc_ca_db_stmt_done(st);
 	cc_ca_db_unlock(ca);
 	return r;
 }
@@ -215,9 +228,10 @@ scep_txn_move(struct cc_ca *ca, const char *profile, const char *txid, int from,
 	sqlite3_stmt *st = NULL;
 	int r = -1;
 
-	if (sqlite3_prepare_v2(db, "UPDATE scep_txn SET state = ?, updated = ?, "
+	st = cc_ca_db_stmt(ca, STMT_TXN_MOVE, "UPDATE scep_txn SET state = ?, updated = ?, "
 	    "serial = COALESCE(?, serial), reason = COALESCE(?, reason) WHERE profile = ? AND "
-	    "txid = ? AND (? < 0 OR state = ?)", -1, &st, NULL) != SQLITE_OK) {
+	    "txid = ? AND (? < 0 OR state = ?)");
+	if (st == NULL) {
 		db_err(db, err, errlen, "updating a transaction");
 		goto out;
 	}
@@ -237,7 +251,7 @@ scep_txn_move(struct cc_ca *ca, const char *profile, const char *txid, int from,
 	}
 	r = sqlite3_changes(db) == 1 ? 1 : 0;
 out:
-	sqlite3_finalize(st);
+	cc_ca_db_stmt_done(st);
 	cc_ca_db_unlock(ca);
 	return r;
 }
@@ -287,16 +301,15 @@ scep_nonce_check(struct cc_ca *ca, const uint8_t nonce[SCEP_NONCE_LEN], time_t n
 
 	/* Forget nonces older than the window now and then (one request in 64). */
 	if (RAND_bytes(&r8, 1) == 1 && (r8 & 63) == 0 &&
-	    sqlite3_prepare_v2(db, "DELETE FROM scep_nonce WHERE seen < ?", -1, &st, NULL) ==
-	    SQLITE_OK) {
+	    (st = cc_ca_db_stmt(ca, STMT_NONCE_FORGET, "DELETE FROM scep_nonce WHERE seen < ?")) !=
+	    NULL) {
 		sqlite3_bind_int64(st, 1, now - (time_t)window_s);
 		(void)sqlite3_step(st);
 	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (sqlite3_prepare_v2(db, "INSERT INTO scep_nonce (nonce, seen) VALUES (?, ?) "
-	    "ON CONFLICT (nonce) DO UPDATE SET seen = excluded.seen WHERE seen < ?", -1, &st,
-	    NULL) != SQLITE_OK)
+	cc_ca_db_stmt_done(st);
+	st = cc_ca_db_stmt(ca, STMT_NONCE_ADD, "INSERT INTO scep_nonce (nonce, seen) VALUES "
+	    "(?, ?) ON CONFLICT (nonce) DO UPDATE SET seen = excluded.seen WHERE seen < ?");
+	if (st == NULL)
 		goto out;
 	sqlite3_bind_blob(st, 1, nonce, SCEP_NONCE_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now);
@@ -306,7 +319,7 @@ scep_nonce_check(struct cc_ca *ca, const uint8_t nonce[SCEP_NONCE_LEN], time_t n
 	/* Inserted, or an entry older than the window replaced: fresh. Otherwise a replay. */
 	r = sqlite3_changes(db) == 1 ? 0 : 1;
 out:
-	sqlite3_finalize(st);
+	cc_ca_db_stmt_done(st);
 	cc_ca_db_unlock(ca);
 	return r;
 }
