@@ -140,19 +140,38 @@ out:
 	return e;
 }
 
-/* The carrier for a bare public key (see the top of this file). NULL on failure. */
+/*
+ * The carrier for a bare public key (see the top of this file). NULL on failure. It must
+ * encode (OpenSSL computes the SKI it reads, and the certificate's hash, from a complete
+ * structure), so it is signed, by a throwaway P-256 key made for it: what matters of it is
+ * only the public key and its SKI, and neither its signature nor it leaves this function's
+ * caller.
+ */
 static X509 *
 carrier_cert(OSSL_LIB_CTX *libctx, EVP_PKEY *pub)
 {
 	unsigned char ski[20];
 	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
 	X509 *x = X509_new_ex(libctx, NULL);
+	EVP_PKEY *signer = EVP_PKEY_Q_keygen(libctx, NULL, "EC", "P-256");
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
 	bool ok;
 
-	ok = os != NULL && x != NULL && pkcs_key_ski(libctx, pub, ski) == 0 &&
+	ok = os != NULL && x != NULL && signer != NULL && mctx != NULL &&
+	    pkcs_key_ski(libctx, pub, ski) == 0 &&
 	    ASN1_OCTET_STRING_set(os, ski, sizeof(ski)) == 1 && X509_set_version(x, 2) == 1 &&
+	    ASN1_INTEGER_set(X509_get_serialNumber(x), 1) == 1 &&
+	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+	    (const unsigned char *)"certconn recipient key carrier", -1, -1, 0) == 1 &&
+	    X509_set_issuer_name(x, X509_get_subject_name(x)) == 1 &&
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) != NULL &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), 3600) != NULL &&
 	    X509_set_pubkey(x, pub) == 1 &&
-	    X509_add1_ext_i2d(x, NID_subject_key_identifier, os, 0, X509V3_ADD_DEFAULT) == 1;
+	    X509_add1_ext_i2d(x, NID_subject_key_identifier, os, 0, X509V3_ADD_DEFAULT) == 1 &&
+	    EVP_DigestSignInit_ex(mctx, NULL, "SHA256", libctx, NULL, signer, NULL) == 1 &&
+	    X509_sign_ctx(x, mctx) > 0;
+	EVP_MD_CTX_free(mctx);
+	EVP_PKEY_free(signer);
 	ASN1_OCTET_STRING_free(os);
 	if (!ok) {
 		X509_free(x);
@@ -304,8 +323,13 @@ recipient_decrypt(CMS_ContentInfo *cms, EVP_PKEY *key, X509 *cert, const unsigne
 			if (pass == 0 && !ktri_matches(ri, cert, ski))
 				continue;
 			tried++;
-			if (CMS_RecipientInfo_set0_pkey(ri, key) != 1)
+			/* set0: the recipient info owns a reference until set0 NULL frees it */
+			if (EVP_PKEY_up_ref(key) != 1)
 				return -1;
+			if (CMS_RecipientInfo_set0_pkey(ri, key) != 1) {
+				EVP_PKEY_free(key);
+				return -1;
+			}
 			r = CMS_RecipientInfo_decrypt(cms, ri);
 			(void)CMS_RecipientInfo_set0_pkey(ri, NULL);
 			if (r == 1)
@@ -327,6 +351,7 @@ recipient_decrypt(CMS_ContentInfo *cms, EVP_PKEY *key, X509 *cert, const unsigne
 				if (CMS_RecipientInfo_kari_set0_pkey_and_peer(ri, key, NULL) != 1)
 					return -1;
 				r = CMS_RecipientInfo_kari_decrypt(cms, ri, rek);
+				/* kari keeps no reference of its own, only its key context's */
 				(void)CMS_RecipientInfo_kari_set0_pkey(ri, NULL);
 				if (r == 1)
 					return 1;
