@@ -103,7 +103,7 @@ subject_parse(const char *s, X509_NAME *name, char *why, size_t whylen)
 		}
 		if (X509_NAME_add_entry_by_txt(name, type, MBSTRING_UTF8,
 		    (const unsigned char *)value, (int)vl, -1, 0) != 1) {
-			snprintf(why, whylen, "attribute %s=%s refused", type, value);
+			snprintf(why, whylen, "attribute %.40s=%.100s refused", type, value);
 			return -1;
 		}
 		if (*p == ',')
