@@ -1,7 +1,7 @@
 /*
  * POST admin/pfxImports (docs/protocol.md section 12): an administrator uploads a PFX and
  * its password in plaintext; the hub encrypts the password to the pfx key the target
- * connector reported (RSA-OAEP, the Intune PFX import form, hub_pfx.c) and queues a
+ * connector reported (RSA-OAEP, the Intune PFX import form of certconn/pkcs.h) and queues a
  * pfx-import request. The plaintext password is never stored and is wiped after use.
  *
  * Which key: with connectorId, that connector's, and only it may lease the request (the
@@ -131,7 +131,7 @@ hub_admin_pfx_import(struct hub_ctx *x)
 	    hub_jstr(&b, &o, "connectorId", false, HUB_ID_MAX, false, false, &conn) == -1 ||
 	    hub_jstr(&b, &o, "requestId", false, HUB_ID_MAX, false, false, &id) == -1 ||
 	    hub_jstr(&b, &o, "pfx", true, HUB_OBJ_MAX, false, false, &pfx_b64) == -1 ||
-	    hub_jstr(&b, &o, "password", true, HUB_PFX_PASSWORD_MAX, false, false,
+	    hub_jstr(&b, &o, "password", true, HUB_PFX_PASSWORD_MAX * 2, false, false,
 	    &password) == -1 ||
 	    hub_jstr(&b, &o, "paddingScheme", false, 16, false, false, &scheme) == -1 ||
 	    hub_jbool(&b, &o, "verifyPassword", false, &verify, NULL) == -1 ||

@@ -12,21 +12,19 @@
 
 #include "hub.h"
 
-#define HUB_PFX_PASSWORD_MAX 256u   /* characters of a PFX password */
+#define HUB_PFX_PASSWORD_MAX 256u   /* characters of a PFX password (PKCS_MAX_PASSWORD) */
 
 /* A DER SubjectPublicKeyInfo that can take the PFX import's RSA-OAEP: RSA >= 2048 bits. */
 EVP_PKEY *hub_pfx_key_parse(const uint8_t *der, size_t len, char *why, size_t whylen);
 
-/* "OaepSha256" -> "SHA256", ... ; NULL for anything else. */
+/* "OaepSha256" -> "SHA256", ... ; NULL for anything else, NULL included. */
 const char *hub_pfx_padding_md(const char *scheme);
 
-/* The password's bytes, one per character (printable ASCII only). 0/-1. */
-int hub_pfx_password_bytes(const char *password, uint8_t *out, size_t cap, size_t *outlen);
-
 /*
- * RSA-OAEP (scheme "OaepSha256" | "OaepSha384" | "OaepSha512": that digest for OAEP and
- * MGF1, no label) of the password's bytes to pub: the base64 ciphertext (malloc'd), the
- * encryptedPassword of a pfx-import payload. The plaintext copy is wiped.
+ * The encryptedPassword of a pfx-import payload: the password encrypted to pub in the
+ * Intune PFX import form (certconn/pkcs.h, pkcs_pfx_password_encrypt: RSA-OAEP with the
+ * scheme's digest for OAEP and MGF1, no label, one byte per character, U+0001..U+00FF),
+ * base64 (malloc'd). NULL with why (a character beyond U+00FF, too long for the key, ...).
  */
 char *hub_pfx_encrypt_password(EVP_PKEY *pub, const char *password, const char *scheme,
     char *why, size_t whylen);

@@ -5,7 +5,8 @@
  * marking, the lifecycle of a running connector and the blocking of a version past its 18
  * months, mixed versions in a tenant), and the store's schema migrations. Also the PFX import
  * (connectors' pfx keys from health messages, the password encrypted to them with RSA-OAEP
- * and decrypted here with the real private key, targeting, refusals) and a queued request's
+ * through certconn/pkcs.h and decrypted here with plain OpenSSL and the real private key,
+ * targeting, refusals) and a queued request's
  * round trip through the admin API.
  */
 #include <setjmp.h>
@@ -765,6 +766,14 @@ test_pfx_import(void **state)
 	pl = lease_pfx(&a);
 	assert_string_equal(oaep_decrypt(ka, pl, "SHA384"), "Secret-123");
 	cJSON_Delete(pl);
+	/* one byte per character: U+00E4 is the byte 0xE4 (the form of certconn/pkcs.h) */
+	j = pfx_import(pfx, "p\u00e4ss", ",\"verifyPassword\":false", sdev, &st);
+	assert_int_equal(st, 201);
+	cJSON_Delete(j);
+	pl = lease_pfx(&b);
+	assert_non_null(pl);
+	assert_string_equal(oaep_decrypt(ka, pl, "SHA512"), "p\xe4ss");
+	cJSON_Delete(pl);
 	/* refusals */
 	j = pfx_import(pfx, "Wrong-pass", "", sdev, &st);       /* the MAC says no */
 	assert_int_equal(st, 400);
@@ -783,10 +792,24 @@ test_pfx_import(void **state)
 	assert_int_equal(st, 400);
 	assert_string_equal(ecode(j), "MalformedRequest");
 	cJSON_Delete(j);
-	/* a password that is not printable ASCII cannot be one byte per character */
-	j = pfx_import(pfx, "p\u00e4ss", ",\"verifyPassword\":false", sdev, &st);
+	/* a character beyond U+00FF cannot be one byte */
+	j = pfx_import(pfx, "\u20ac-sign", ",\"verifyPassword\":false", sdev, &st);
 	assert_int_equal(st, 400);
+	assert_string_equal(ecode(j), "InvalidParameter");
 	cJSON_Delete(j);
+	/* nor can a password longer than RSA-2048 with OAEP-SHA512 takes (126 bytes) */
+	{
+		char longpw[200];
+		memset(longpw, 'x', 127);
+		longpw[127] = '\0';
+		j = pfx_import(pfx, longpw, ",\"verifyPassword\":false", sdev, &st);
+		assert_int_equal(st, 400);
+		cJSON_Delete(j);
+		longpw[126] = '\0';
+		j = pfx_import(pfx, longpw, ",\"verifyPassword\":false", sdev, &st);
+		assert_int_equal(st, 201);
+		cJSON_Delete(j);
+	}
 	/* without the check, a password the PFX does not take is queued (the flow fails it) */
 	j = pfx_import(pfx, "Wrong-pass", ",\"verifyPassword\":false", sdev, &st);
 	assert_int_equal(st, 201);
