@@ -15,6 +15,9 @@
 #include "certconn/util.h"
 #include "ctl.h"
 
+/* certconnctl pfx (pfx.c): public-key, encrypt-password. */
+int pfx_main(const char *config, int argc, char **argv);
+
 static void
 usage(FILE *f)
 {
@@ -31,6 +34,7 @@ usage(FILE *f)
 	    "  ca list|show|revoke|crl ...     the local CA (see certconnctl(8))\n"
 	    "  scep challenge|approve|reject   SCEP challenges and manual approval\n"
 	    "  register --hub URL --token T    register this connector with a certconn-hub\n"
+	    "  pfx public-key | encrypt-password  PFX import passwords (see certconnctl(8))\n"
 	    "\n"
 	    "  -c, --config PATH   certconnd's config, to find its control socket (default %s)\n"
 	    "  -s, --socket PATH   the control socket itself\n", CC_CONFIG_DEFAULT_PATH);
@@ -96,6 +100,8 @@ main(int argc, char **argv)
 		return scep_main(config, argc, argv);
 	if (strcmp(cmd, "register") == 0)
 		return register_main(config, argc, argv);
+	if (strcmp(cmd, "pfx") == 0)
+		return pfx_main(config, argc, argv);
 
 	if (strcmp(cmd, "status") == 0) {
 		int json = argc > 1 && strcmp(argv[1], "--json") == 0;
