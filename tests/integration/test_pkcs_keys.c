@@ -275,6 +275,103 @@ test_envelope_open_through_keys(void **state)
 	assert_int_equal(ERR_peek_error(), 0);
 }
 
+/*
+ * The PKCS flow's other steps in net's library context (keyref loaded, which registers RSA
+ * and EC key managers of its own): device keys, CSRs, PKCS#12 both ways, envelopes, PFX
+ * files of `openssl pkcs12` (default and -legacy). The keys made and read must be the
+ * default provider's, with their private parts, not keyref's.
+ */
+static void
+test_net_context(void **state)
+{
+	static const char *specs[] = { "rsa2048", "p256" };
+	char pw[PKCS_PASSWORD_LEN + 1];
+
+	(void)state;
+	assert_pkcs(pkcs_password_random(pw, sizeof(pw)), PKCS_OK);
+	for (size_t i = 0; i < 2; i++) {
+		EVP_PKEY *k, *k2;
+		X509_REQ *req;
+		X509 *cert, *c2;
+		STACK_OF(X509) *chain;
+		struct pkcs_device d = { 0 };
+		uint8_t *der, *cms, *plain;
+		size_t len, cms_len, plain_len;
+		const char *san = "dev.example.com";
+		char path[400];
+		FILE *f;
+
+		assert_pkcs(pkcs_keygen(E.libctx, specs[i], &k, errbuf, sizeof(errbuf)), PKCS_OK);
+		assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(k)), "default");
+		assert_pkcs(pkcs_csr_build(E.libctx, k, "CN=dev", &san, 1, &req, errbuf,
+		    sizeof(errbuf)), PKCS_OK);
+		assert_int_equal(X509_REQ_verify(req, k), 1);
+		X509_REQ_free(req);
+		cert = X509_new();
+		X509_set_version(cert, 2);
+		ASN1_INTEGER_set(X509_get_serialNumber(cert), 7);
+		X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+		    (const unsigned char *)"dev", -1, -1, 0);
+		X509_set_issuer_name(cert, X509_get_subject_name(cert));
+		X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+		X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+		X509_set_pubkey(cert, k);
+		assert_true(X509_sign(cert, k, EVP_sha256()) > 0);
+		/* PKCS#12, both forms, back through pkcs_pfx_open in net's context */
+		for (int form = PKCS_P12_AES256; form <= PKCS_P12_LEGACY; form++) {
+			assert_pkcs(pkcs_p12_pack(E.libctx, k, cert, NULL, pw,
+			    (enum pkcs_p12_form)form, "dev", &der, &len, errbuf, sizeof(errbuf)),
+			    PKCS_OK);
+			assert_pkcs(pkcs_pfx_open(E.libctx, der, len, pw, &k2, &c2, &chain, errbuf,
+			    sizeof(errbuf)), PKCS_OK);
+			assert_int_equal(EVP_PKEY_eq(k, k2), 1);
+			assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(k2)),
+			    "default");
+			assert_int_equal(X509_check_private_key(c2, k2), 1);
+			EVP_PKEY_free(k2);
+			X509_free(c2);
+			sk_X509_pop_free(chain, X509_free);
+			pkcs_buf_free(der, len);
+		}
+		/* an `openssl pkcs12 -export -legacy` file (RC2: the legacy provider's) */
+		snprintf(path, sizeof(path), "%s/k.pem", E.dir);
+		f = fopen(path, "w");
+		PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+		fclose(f);
+		snprintf(path, sizeof(path), "%s/c.pem", E.dir);
+		f = fopen(path, "w");
+		PEM_write_X509(f, cert);
+		fclose(f);
+		run("openssl pkcs12 -export -legacy -inkey '%s/k.pem' -in '%s/c.pem' -passout "
+		    "pass:legacy -out '%s/l.pfx'", E.dir, E.dir, E.dir);
+		snprintf(path, sizeof(path), "%s/l.pfx", E.dir);
+		f = fopen(path, "rb");
+		der = malloc(PKCS_MAX_PFX);
+		len = fread(der, 1, PKCS_MAX_PFX, f);
+		fclose(f);
+		assert_pkcs(pkcs_pfx_open(E.libctx, der, len, "legacy", &k2, &c2, &chain, errbuf,
+		    sizeof(errbuf)), PKCS_OK);
+		assert_int_equal(EVP_PKEY_eq(k, k2), 1);
+		assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(k2)), "default");
+		/* the key read from the PFX works: an envelope to it, opened with it */
+		d.pub = k;
+		assert_pkcs(pkcs_envelope_seal(E.libctx, (const uint8_t *)"pkcs", 4, &d, &cms,
+		    &cms_len, errbuf, sizeof(errbuf)), PKCS_OK);
+		assert_pkcs(pkcs_envelope_open(E.libctx, cms, cms_len, k2, NULL, &plain,
+		    &plain_len, errbuf, sizeof(errbuf)), PKCS_OK);
+		assert_memory_equal(plain, "pkcs", 4);
+		pkcs_buf_free(plain, plain_len);
+		pkcs_buf_free(cms, cms_len);
+		EVP_PKEY_free(k2);
+		X509_free(c2);
+		sk_X509_pop_free(chain, X509_free);
+		free(der);
+		X509_free(cert);
+		EVP_PKEY_free(k);
+	}
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
 /* Last: keys stopped. Every private operation is PKCS_E_KEY (retryable), not the data's. */
 static void
 test_keys_gone_is_key_error(void **state)
@@ -309,6 +406,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_password_decrypt_through_keys),
 		cmocka_unit_test(test_envelope_open_through_keys),
+		cmocka_unit_test(test_net_context),
 		cmocka_unit_test(test_keys_gone_is_key_error),
 	};
 
