@@ -64,6 +64,7 @@ const char *pkcs_strerror(enum pkcs_err e);
 #define PKCS_MAX_PASSWORD 256              /* password characters (bytes in the OAEP form) */
 #define PKCS_MAX_SUBJECT 1024              /* a CSR subject string */
 #define PKCS_MAX_SANS 100                  /* DNS names in a CSR */
+#define PKCS_MAX_FRIENDLY_NAME 256         /* a PKCS#12 friendly name */
 
 /* ---- 1. device keys ---- */
 
@@ -105,8 +106,9 @@ enum pkcs_p12_form {
 /*
  * A DER PKCS#12 of key (private, shrouded), cert (must match key) and chain (may be NULL;
  * not owned) under password (non-empty, at most PKCS_MAX_PASSWORD bytes), in form.
- * friendly_name may be NULL. *der: the caller frees with pkcs_buf_free(*der, *len) (it holds
- * the encrypted private key; wiped anyway). PKCS_E_INVALID when cert and key disagree.
+ * friendly_name may be NULL (at most PKCS_MAX_FRIENDLY_NAME bytes, UTF-8). *der: the
+ * caller frees with pkcs_buf_free(*der, *len) (it holds the encrypted private key; wiped
+ * anyway). PKCS_E_INVALID when cert and key disagree, an empty or long password or name.
  */
 enum pkcs_err pkcs_p12_pack(OSSL_LIB_CTX *libctx, EVP_PKEY *key, X509 *cert,
     STACK_OF(X509) *chain, const char *password, enum pkcs_p12_form form,

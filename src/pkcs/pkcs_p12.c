@@ -67,6 +67,9 @@ pkcs_p12_pack(OSSL_LIB_CTX *libctx, EVP_PKEY *key, X509 *cert, STACK_OF(X509) *c
 	if (password == NULL || *password == '\0' || strlen(password) > PKCS_MAX_PASSWORD)
 		return pkcs_fail(PKCS_E_INVALID, err, errlen, "PKCS#12: password empty or over "
 		    "%d bytes", PKCS_MAX_PASSWORD);
+	if (friendly_name != NULL && strlen(friendly_name) > PKCS_MAX_FRIENDLY_NAME)
+		return pkcs_fail(PKCS_E_INVALID, err, errlen, "PKCS#12: friendly name over %d "
+		    "bytes", PKCS_MAX_FRIENDLY_NAME);
 	if (X509_check_private_key(cert, key) != 1)
 		return pkcs_fail(PKCS_E_INVALID, err, errlen, "PKCS#12: the certificate is not "
 		    "the key's");

@@ -30,6 +30,7 @@
 #include "certconn/keyref.h"
 #include "certconn/pkcs.h"
 #include "keys_harness.h"
+#include "pkcs_int.h"
 #include "test_token.h"
 
 static struct {
@@ -238,6 +239,15 @@ test_envelope_open_through_keys(void **state)
 	EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
 
 	(void)state;
+	/* the keyref key's SKI is computed from its (local) public part, so the kept copy's
+	 * recipient is found by it, not by trying every recipient through keys */
+	{
+		unsigned char a[20], b[20];
+
+		assert_int_equal(pkcs_key_ski(E.libctx, E.pfx, a), 0);
+		assert_int_equal(pkcs_key_ski(NULL, E.pub, b), 0);
+		assert_memory_equal(a, b, 20);
+	}
 	RAND_bytes(data, sizeof(data));
 	/* the kept copy: to the pfx key alone (SKI recipient) */
 	d.pub = E.pub;
