@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "certconn/config.h"
+#include "certconn/event.h"
 #include "certconn/log.h"
 #include "certconn/service.h"
 #include "certconn/util.h"
@@ -324,4 +325,45 @@ service_stop(void)
 		svc_intune_stop();
 	curl_global_cleanup();
 	memset(&S, 0, sizeof(S));
+}
+
+/*
+ * The seed's batch-level download events (1002/1003, 1202/1203, 2202/2203, 3002/3003). A
+ * success is logged only for a batch that brought work, so an idle connector polling every
+ * few seconds does not fill the Operational channel; every failed download (after the
+ * client's retries) is logged. The batch's client-request-id is the correlation id.
+ */
+void
+svc_download_event(uint32_t bit, bool ok, int n, const char *crid, const char *why)
+{
+	uint32_t ev_ok, ev_fail;
+	char count[16];
+
+	switch (bit) {
+	case CC_FEATURE_PKCS:
+		ev_ok = CC_EV_PKCS_DOWNLOAD_SUCCESS;
+		ev_fail = CC_EV_PKCS_DOWNLOAD_FAILURE;
+		break;
+	case CC_FEATURE_PKCS_RECRYPT:
+		ev_ok = CC_EV_PKCS_RECRYPT_DOWNLOAD_SUCCESS;
+		ev_fail = CC_EV_PKCS_RECRYPT_DOWNLOAD_FAILURE;
+		break;
+	case CC_FEATURE_PFX_IMPORT:
+		ev_ok = CC_EV_PKCS_IMPORT_DOWNLOAD_SUCCESS;
+		ev_fail = CC_EV_PKCS_IMPORT_DOWNLOAD_FAILURE;
+		break;
+	case CC_FEATURE_REVOKE:
+		ev_ok = CC_EV_REVOKE_DOWNLOAD_SUCCESS;
+		ev_fail = CC_EV_REVOKE_DOWNLOAD_FAILURE;
+		break;
+	default:
+		return;
+	}
+	if (ok && n <= 0)
+		return;
+	snprintf(count, sizeof(count), "%d", n);
+	if (ok)
+		cc_event_emit(ev_ok, crid, "requests", count, NULL);
+	else
+		cc_event_emit(ev_fail, crid, "reason", why != NULL ? why : "unknown", NULL);
 }

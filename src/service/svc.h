@@ -122,4 +122,8 @@ bool svc_queue_figures(uint64_t *pending, uint64_t *outbox);
 /* Revocation items from a downloadRevocationRequests answer, handed to the handler. */
 int svc_revocations_dispatch(const cJSON *value, const char *crid);
 
+/* Emits the download event of feature bit (CC_FEATURE_*) for a batch of n requests, or its
+ * failure with why (service_net.c). */
+void svc_download_event(uint32_t bit, bool ok, int n, const char *crid, const char *why);
+
 #endif

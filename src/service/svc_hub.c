@@ -515,6 +515,7 @@ download_done(struct svc_call *c)
 		    svc_call_why(c));
 		cc_log_warn("service: downloading %s requests failed: %s [%s]",
 		    cc_service_feature_name(bit), svc_call_why(c), c->crid);
+		svc_download_event(bit, false, 0, c->crid, svc_call_why(c));
 		return;
 	}
 	if (bit == CC_FEATURE_REVOKE) {
@@ -537,6 +538,7 @@ download_done(struct svc_call *c)
 			hd->fn(hd->arg, &r);
 		}
 	}
+	svc_download_event(bit, true, n, c->crid, NULL);
 	/* A full batch: there may be more waiting. */
 	if (n >= DOWNLOAD_MAX) {
 		struct timeval tv = { 0, 0 };

@@ -85,8 +85,10 @@ op_fail(struct op *o, const char *why)
 		o->scep_cb(o->arg, SERVICE_FAILED, NULL, why);
 	if (o->kind == OP_REV_UPLOAD && o->up_cb != NULL)
 		o->up_cb(o->arg, o->id, "Failed");
-	if (o->kind == OP_REV_DOWNLOAD)
+	if (o->kind == OP_REV_DOWNLOAD) {
 		IN.polling = false;
+		svc_download_event(CC_FEATURE_REVOKE, false, 0, NULL, why);
+	}
 	op_free(o);
 }
 
@@ -279,9 +281,12 @@ revocation_downloaded(struct svc_call *c, struct op *o)
 	IN.polling = false;
 	if (!cJSON_IsArray(v)) {
 		cc_log_warn("service: Intune revocation download: no value array [%s]", c->crid);
+		svc_download_event(CC_FEATURE_REVOKE, false, 0, c->crid,
+		    "the answer has no value array");
 		return;
 	}
-	(void)svc_revocations_dispatch(v, c->crid);
+	svc_download_event(CC_FEATURE_REVOKE, true, svc_revocations_dispatch(v, c->crid), c->crid,
+	    NULL);
 }
 
 static void
