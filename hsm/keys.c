@@ -182,19 +182,37 @@ read_config(struct keys *k)
 static int
 apply_module_env(const char *env)
 {
-	const char *eq;
-	char name[128];
+	/* The parent sends pkcs11.env as NAME=value lines separated by '\n'. */
+	const char *line = env, *eq, *end;
+	char name[128], *value;
+	int rc;
 
-	if (env == NULL || env[0] == '\0')
+	if (env == NULL)
 		return 0;
-	eq = strchr(env, '=');
-	if (eq == NULL || eq == env || (size_t)(eq - env) >= sizeof(name)) {
-		cc_log_err("module environment \"%s\" is not NAME=value", env);
-		return -1;
+	for (; *line != '\0'; line = *end == '\n' ? end + 1 : end) {
+		end = line + strcspn(line, "\n");
+		if (end == line)
+			continue;
+		eq = memchr(line, '=', (size_t)(end - line));
+		if (eq == NULL || eq == line || (size_t)(eq - line) >= sizeof(name)) {
+			cc_log_err("module environment \"%.*s\" is not NAME=value (name < %zu "
+			    "bytes)", (int)(end - line), line, sizeof(name));
+			return -1;
+		}
+		memcpy(name, line, (size_t)(eq - line));
+		name[eq - line] = '\0';
+		if ((value = strndup(eq + 1, (size_t)(end - eq - 1))) == NULL) {
+			cc_log_err("module environment %s: out of memory", name);
+			return -1;
+		}
+		rc = setenv(name, value, 1);
+		free(value);
+		if (rc == -1) {
+			cc_log_err("module environment %s: %s", name, strerror(errno));
+			return -1;
+		}
 	}
-	memcpy(name, env, (size_t)(eq - env));
-	name[eq - env] = '\0';
-	return setenv(name, eq + 1, 1);
+	return 0;
 }
 
 /* ---- workers and watchdog ---- */

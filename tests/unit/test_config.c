@@ -839,6 +839,13 @@ test_err_misc(void **state)
 	    "    \"env\": { \"1A\": \"x\" }\n"
 	    "  }\n"
 	    "}\n", "@CFG@:5:14: pkcs11.env.1A: not a valid environment variable name");
+	expect_error("{\n"
+	    "  \"pkcs11\": {\n"
+	    "    \"module\": \"@MOD@\",\n"
+	    "    \"pin_file\": \"@PIN@\",\n"
+	    "    \"env\": { \"A\": \"x\\ny\" }\n"
+	    "  }\n"
+	    "}\n", "@CFG@:5:14: pkcs11.env.A: contains a control character");
 	{
 		/* The variables travel to keys as one message string of NAME=value lines. */
 		static char text[12000];
@@ -999,7 +1006,7 @@ test_net_roundtrip(void **state)
 	assert_int_equal(cc_config_load_net("{\"listen\":\"1.2.3.4:1\",\"x\":1}", &n, err,
 	    sizeof(err)), -1);
 	assert_string_equal(err, "(net config):1:23: net.x: unknown key (allowed: listen, "
-	    "keys_channels, state_dir, listen_tls, tls_cert, scep, ca, service)");
+	    "keys_channels, state_dir, listen_tls, tls_cert, scep, ca, service, flows)");
 	assert_int_equal(cc_config_load_net("{\"listen\":", &n, err, sizeof(err)), -1);
 	assert_string_equal(err, "(net config):1:11: syntax error");
 	assert_int_equal(cc_config_load_net("[]", &n, err, sizeof(err)), -1);
