@@ -890,16 +890,16 @@ test_keys_fault_retried(void **state)
 	fclose(f);
 	chmod(control, 0666); /* keys runs as its own user */
 	/*
-	 * The module finds its control file through pkcs11.env, next to dev up's SOFTHSM2_CONF:
-	 * two NAME=value lines, which keys applies one by one. Nothing in this process's
-	 * environment reaches keys.
+	 * The module finds its control file through the environment, which certconnd's
+	 * children inherit from `dev up` (started by this process). Through pkcs11.env it
+	 * cannot: keys applies only the first NAME=value line of that section (see the
+	 * report; SOFTHSM2_CONF must stay that one).
 	 */
-	unsetenv("FAULTY_PKCS11_CONTROL");
+	setenv("FAULTY_PKCS11_CONTROL", control, 1);
 	/* Up to ten tries of a step, so that the import outlasts the faults aimed at it. */
 	snprintf(patch, sizeof(patch), "{\"pkcs11\":{\"module\":\"%s/tests/lib/"
-	    "libfaulty_pkcs11.so\",\"env\":{\"FAULTY_PKCS11_CONTROL\":\"%s\"}},"
-	    "\"net\":{\"flows\":{\"max_attempts\":10,"
-	    "\"backoff\":{\"initial_ms\":200,\"max_ms\":500}}}}", build, control);
+	    "libfaulty_pkcs11.so\"},\"net\":{\"flows\":{\"max_attempts\":10,"
+	    "\"backoff\":{\"initial_ms\":200,\"max_ms\":500}}}}", build);
 	assert_int_equal(flows_env_patch_root(&E, patch), 0);
 
 	assert_int_equal(device_new(&d, "keys-fault", DEVICE_RSA2048), 0);
