@@ -466,6 +466,16 @@ ca_unlock(void)
 	lock_proc = NULL;
 }
 
+/* A failed assertion leaves test_ca_down early: the lock must not outlive it, or every
+ * later test meets a CA that is down. */
+static int
+ca_down_teardown(void **state)
+{
+	(void)state;
+	ca_unlock();
+	return 0;
+}
+
 static void
 test_ca_down(void **state)
 {
@@ -495,13 +505,15 @@ test_ca_down(void **state)
 	free(p);
 	assert_int_equal(flows_queue(&E, "revoke", serial_payload, rid, sizeof(rid)), 0);
 	/* Each step is tried max_attempts (3) times: two FailedAttempt events, then the
-	 * step's failure, and the result says "retryable": the hub requeues. */
+	 * step's failure, and the result says "retryable": the hub requeues. The requeued
+	 * request may be leased again and meet the lock before the counts are read, so a
+	 * lease's worth of events is the least there is. */
 	assert_int_equal(flows_wait_events(&E, OPER, 1102, id, 1, 90000), 1);
 	assert_int_equal(flows_wait_events(&E, OPER, 3102, rid, 1, 90000), 1);
-	assert_int_equal(flows_events(&E, OPER, 1051, id), 2);
-	assert_int_equal(flows_events(&E, OPER, 1052, id), 1);
-	assert_int_equal(flows_events(&E, OPER, 3052, rid), 2);
-	assert_int_equal(flows_events(&E, OPER, 3051, rid), 1);
+	assert_true(flows_events(&E, OPER, 1051, id) >= 2);
+	assert_true(flows_events(&E, OPER, 1052, id) >= 1);
+	assert_true(flows_events(&E, OPER, 3052, rid) >= 2);
+	assert_true(flows_events(&E, OPER, 3051, rid) >= 1);
 	expect_detail(OPER, 1102, id, "errorCode", "4101");
 	expect_detail(OPER, 1102, id, "status", "Requeued");
 	expect_detail(OPER, 3102, rid, "errorCode", "4101");
@@ -966,7 +978,7 @@ main(void)
 		cmocka_unit_test(test_import_wrong_pfx_password),
 		cmocka_unit_test(test_recrypt_corrupted_payload),
 		cmocka_unit_test(test_device_key_unusable),
-		cmocka_unit_test(test_ca_down),
+		cmocka_unit_test_teardown(test_ca_down, ca_down_teardown),
 		cmocka_unit_test(test_hub_down_during_upload),
 		cmocka_unit_test(test_hub_down_other_flows),
 		cmocka_unit_test(test_download_failure_events),
