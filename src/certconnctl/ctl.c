@@ -3,6 +3,7 @@
  * Exit codes: 0 success, 1 the daemon answered with an error or is unreachable, 2 usage.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "certconn/config.h"
 #include "certconn/event.h"
 #include "certconn/proto.h"
+#include "certconn/util.h"
 #include "ctl.h"
 
 #define CTL_TIMEOUT_MS 60000
@@ -227,4 +229,25 @@ ctl_selftest(const char *sock, const char *prefix)
 out:
 	close(fd);
 	return ret;
+}
+
+const char *
+ctl_sibling_exe(const char *name, const char *env_var)
+{
+	static char p[PATH_MAX];
+	const char *self = cc_self_exe(), *env = getenv(env_var);
+	char *slash;
+
+	if (env != NULL && env[0] != '\0')
+		return env;
+	if (self != NULL) {
+		snprintf(p, sizeof(p), "%s", self);
+		slash = strrchr(p, '/');
+		if (slash != NULL) {
+			snprintf(slash + 1, sizeof(p) - (size_t)(slash + 1 - p), "%s", name);
+			if (access(p, X_OK) == 0)
+				return p;
+		}
+	}
+	return name;
 }

@@ -44,4 +44,8 @@ int register_connector(const char *config, const char *hub, const char *token, c
 int dev_flows_config(const char *dir, struct cJSON *net);
 int dev_flows_demo(const char *config, const char *dir);
 
+/* $env_var when set, else the program `name` next to this certconnctl, else `name` for a
+ * PATH search. The answer is borrowed until the next call. */
+const char *ctl_sibling_exe(const char *name, const char *env_var);
+
 #endif

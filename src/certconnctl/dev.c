@@ -167,28 +167,6 @@ chown_tree(const char *dir, uid_t uid, gid_t gid)
 	closedir(d);
 }
 
-/* The certconnd next to this certconnctl, else $CERTCONND, else PATH. */
-static const char *
-certconnd_path(void)
-{
-	static char p[PATH_MAX];
-	const char *self = cc_self_exe(), *env = getenv("CERTCONND");
-	char *slash;
-
-	if (env != NULL && env[0] != '\0')
-		return env;
-	if (self != NULL) {
-		snprintf(p, sizeof(p), "%s", self);
-		slash = strrchr(p, '/');
-		if (slash != NULL) {
-			snprintf(slash + 1, sizeof(p) - (size_t)(slash + 1 - p), "certconnd");
-			if (access(p, X_OK) == 0)
-				return p;
-		}
-	}
-	return "certconnd";
-}
-
 static int
 write_config(struct dev *d, const char *cfgpath, const struct hsm_role_result *res,
     unsigned port, unsigned tls_port)
@@ -496,7 +474,7 @@ dev_up(struct dev *d)
 	if (pid == 0) {
 		int lfd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 		int nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		const char *exe = certconnd_path();
+		const char *exe = ctl_sibling_exe("certconnd", "CERTCONND");
 
 		setsid();
 		if (lfd == -1 || nfd == -1 || dup2(nfd, 0) == -1 || dup2(lfd, 1) == -1 ||

@@ -88,28 +88,6 @@ struct demo {
 	char logdir[PATH_MAX];
 };
 
-/* certconn-hub next to this certconnctl, else $CERTCONN_HUB, else PATH (as dev_hub.c). */
-static const char *
-hub_exe(void)
-{
-	static char p[PATH_MAX];
-	const char *self = cc_self_exe(), *env = getenv("CERTCONN_HUB");
-	char *slash;
-
-	if (env != NULL && env[0] != '\0')
-		return env;
-	if (self != NULL) {
-		snprintf(p, sizeof(p), "%s", self);
-		slash = strrchr(p, '/');
-		if (slash != NULL) {
-			snprintf(slash + 1, sizeof(p) - (size_t)(slash + 1 - p), "certconn-hub");
-			if (access(p, X_OK) == 0)
-				return p;
-		}
-	}
-	return "certconn-hub";
-}
-
 /*
  * `certconn-hub admin -c HUBCONF --json ARGS...`: its JSON answer (the "value" member,
  * detached; caller frees), or NULL with its stderr passed through.
@@ -125,7 +103,7 @@ admin(const struct demo *dm, const char *const *args)
 	pid_t pid;
 	cJSON *j, *v = NULL;
 
-	argv[n++] = hub_exe();
+	argv[n++] = ctl_sibling_exe("certconn-hub", "CERTCONN_HUB");
 	argv[n++] = "admin";
 	argv[n++] = "-c";
 	argv[n++] = dm->hub_conf;

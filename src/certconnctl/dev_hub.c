@@ -71,28 +71,6 @@ get_file(const char *p)
 	return (char *)buf;
 }
 
-/* certconn-hub next to this certconnctl, else $CERTCONN_HUB, else PATH. */
-static const char *
-hub_exe(void)
-{
-	static char p[PATH_MAX];
-	const char *self = cc_self_exe(), *env = getenv("CERTCONN_HUB");
-	char *slash;
-
-	if (env != NULL && env[0] != '\0')
-		return env;
-	if (self != NULL) {
-		snprintf(p, sizeof(p), "%s", self);
-		slash = strrchr(p, '/');
-		if (slash != NULL) {
-			snprintf(slash + 1, sizeof(p) - (size_t)(slash + 1 - p), "certconn-hub");
-			if (access(p, X_OK) == 0)
-				return p;
-		}
-	}
-	return "certconn-hub";
-}
-
 /*
  * Runs certconn-hub with args; its stdout goes to out (when not NULL, else to ours), its
  * stderr to log (when not NULL). Returns the exit status, -1 if it did not run.
@@ -105,7 +83,7 @@ run_hub(const char *const *args, char *out, size_t outlen, const char *log)
 	size_t n = 0, got = 0;
 	pid_t pid;
 
-	argv[n++] = hub_exe();
+	argv[n++] = ctl_sibling_exe("certconn-hub", "CERTCONN_HUB");
 	for (size_t i = 0; args[i] != NULL && n < 15; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
@@ -334,7 +312,7 @@ hub_start(const char *dir)
 	if (pid == 0) {
 		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 		int nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		const char *exe = hub_exe();
+		const char *exe = ctl_sibling_exe("certconn-hub", "CERTCONN_HUB");
 
 		setsid();
 		if (lfd == -1 || nfd == -1 || dup2(nfd, 0) == -1 || dup2(lfd, 1) == -1 ||
