@@ -466,13 +466,24 @@ ca_unlock(void)
 	lock_proc = NULL;
 }
 
-/* A failed assertion leaves test_ca_down early: the lock must not outlive it, or every
- * later test meets a CA that is down. */
+/*
+ * A failed assertion leaves a test early: the CA's lock, a stopped or frozen hub or a
+ * killed connector must not outlive it, or every later test meets them (one failure then
+ * reads as five).
+ */
 static int
-ca_down_teardown(void **state)
+restore_teardown(void **state)
 {
+	pid_t hub;
+
 	(void)state;
 	ca_unlock();
+	hub = flows_hub_pid(&E);
+	if (hub > 1)
+		kill(hub, SIGCONT);
+	/* dev up is idempotent: it starts only what is not running */
+	if (flows_hub_start(&E) == -1)
+		fprintf(stderr, "teardown: the appliance could not be started again\n");
 	return 0;
 }
 
@@ -693,8 +704,11 @@ test_hub_down_other_flows(void **state)
 		assert_int_equal(flows_wait_state(&E, ids[i], "leased", 30000), 0);
 	assert_int_equal(flows_hub_stop(&E), 0);
 	/* Each upload fails and its result waits. */
-	assert_int_equal(flows_wait_events(&E, OPER, 2101, iid, 1, 90000), 1);
-	assert_int_equal(flows_wait_events(&E, OPER, 1301, vid, 1, 90000), 1);
+	/* at least once each: the outbox tries again every 5 s, and on a slow machine the
+	 * import (3 million PBKDF2 iterations) may still be running after the recrypt's
+	 * second try */
+	assert_true(flows_wait_events(&E, OPER, 2101, iid, 1, 90000) >= 1);
+	assert_true(flows_wait_events(&E, OPER, 1301, vid, 1, 90000) >= 1);
 	assert_true(flows_wait_events(&E, OPER, 3101, rid, 1, 90000) >= 1);
 	expect_detail(OPER, 2101, iid, "willRetry", "true");
 	expect_detail(OPER, 1301, vid, "willRetry", "true");
@@ -903,9 +917,9 @@ test_keys_fault_retried(void **state)
 	chmod(control, 0666); /* keys runs as its own user */
 	/*
 	 * The module finds its control file through the environment, which certconnd's
-	 * children inherit from `dev up` (started by this process). Through pkcs11.env it
-	 * cannot: keys applies only the first NAME=value line of that section (see the
-	 * report; SOFTHSM2_CONF must stay that one).
+	 * children inherit from `dev up` (started by this process). Through pkcs11.env
+	 * (keys applies each of its NAME=value lines) the module's re-initialisation after an
+	 * injected fault failed with CKR_GENERAL_ERROR (not yet understood).
 	 */
 	setenv("FAULTY_PKCS11_CONTROL", control, 1);
 	/* Up to ten tries of a step, so that the import outlasts the faults aimed at it. */
@@ -978,12 +992,12 @@ main(void)
 		cmocka_unit_test(test_import_wrong_pfx_password),
 		cmocka_unit_test(test_recrypt_corrupted_payload),
 		cmocka_unit_test(test_device_key_unusable),
-		cmocka_unit_test_teardown(test_ca_down, ca_down_teardown),
-		cmocka_unit_test(test_hub_down_during_upload),
-		cmocka_unit_test(test_hub_down_other_flows),
+		cmocka_unit_test_teardown(test_ca_down, restore_teardown),
+		cmocka_unit_test_teardown(test_hub_down_during_upload, restore_teardown),
+		cmocka_unit_test_teardown(test_hub_down_other_flows, restore_teardown),
 		cmocka_unit_test(test_download_failure_events),
-		cmocka_unit_test(test_connector_killed_before_issue),
-		cmocka_unit_test(test_connector_killed_after_issue),
+		cmocka_unit_test_teardown(test_connector_killed_before_issue, restore_teardown),
+		cmocka_unit_test_teardown(test_connector_killed_after_issue, restore_teardown),
 		cmocka_unit_test(test_keys_fault_retried),
 	};
 	/* FLOWS_TEST_FILTER=test_ca_down (a glob) runs some of the group, for debugging */

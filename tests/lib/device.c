@@ -753,7 +753,7 @@ env_dev(struct flows_env *e, const char *what)
 	if (env_sh("'%s' dev %s --dir '%s' >> '%s/up.log' 2>&1", e->ctl, what, e->dir,
 	    e->tmp) != 0) {
 		fprintf(stderr, "flows_env: dev %s failed; its log:\n", what);
-		(void)env_sh("tail -40 '%s/up.log' '%s/certconnd.log' >&2", e->tmp, e->dir);
+		(void)env_sh("tail -n 40 '%s/up.log' '%s/certconnd.log' >&2", e->tmp, e->dir);
 		return -1;
 	}
 	return 0;
