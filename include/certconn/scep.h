@@ -58,6 +58,18 @@ enum scep_fail {
 #define SCEP_CIPHER_AES 0x01u        /* AES-128/192/256-CBC */
 #define SCEP_CIPHER_DES3 0x02u       /* DES-EDE3-CBC, only when a profile enables it */
 
+/*
+ * Content-encryption ciphers a requester says it supports, from an SMIMECapabilities list
+ * (RFC 8551 section 2.5.2, OID 1.2.840.113549.1.9.15): a signed attribute of the pkiMessage's
+ * SignerInfo, or an extension in the PKCS#10's extensionRequest (where Windows puts it).
+ * Only the ciphers a CertRep may use are kept; any other capability is skipped.
+ */
+#define SCEP_CAP_AES128 0x01u
+#define SCEP_CAP_AES192 0x02u
+#define SCEP_CAP_AES256 0x04u
+#define SCEP_CAP_DES3 0x08u
+#define SCEP_SMIMECAPS_MAX 64        /* capabilities in one list; more is malformed */
+
 /* A request, parsed and verified (scep_msg_parse), then decrypted (scep_msg_decrypt). */
 struct scep_msg {
 	int type;                    /* enum scep_msg_type */
@@ -69,6 +81,8 @@ struct scep_msg {
 	uint8_t *envelope;           /* the signed content: DER EnvelopedData (owned) */
 	size_t envelope_len;
 	int cipher_nid;              /* the envelope's content-encryption algorithm */
+	unsigned smime_caps;         /* SCEP_CAP_* of the SignerInfo's SMIMECapabilities */
+	int smime_caps_found;        /* 1 read, 0 absent, -1 malformed (then smime_caps is 0) */
 	uint8_t *content;            /* after scep_msg_decrypt (owned, wiped on free) */
 	size_t content_len;
 };
@@ -91,6 +105,23 @@ int scep_msg_decrypt(struct scep_msg *m, EVP_PKEY *ra_key, X509 *ra_cert,
     unsigned ciphers, OSSL_LIB_CTX *libctx, int *fail, char *why, size_t whylen);
 void scep_msg_free(struct scep_msg *m);
 
+/*
+ * A DER SMIMECapabilities (SEQUENCE OF SMIMECapability, read as X509_ALGORS) into
+ * SCEP_CAP_* bits. 0, or -1 when it is malformed (not DER, trailing bytes, more than
+ * SCEP_SMIMECAPS_MAX entries; *caps is then 0).
+ */
+int scep_smimecaps_parse(const uint8_t *der, size_t len, unsigned *caps);
+/* The SMIMECapabilities extension of csr's extensionRequest: 1 read (*caps), 0 none,
+ * -1 malformed (*caps 0). */
+int scep_csr_smimecaps(const X509_REQ *csr, unsigned *caps);
+/*
+ * The content cipher of a SUCCESS CertRep: the strongest of AES-256, AES-192, AES-128 and
+ * DES-EDE3 (only when allowed has SCEP_CIPHER_DES3) that caps advertises and allowed
+ * (SCEP_CIPHER_*) accepts, unless the request's own cipher req_nid is stronger; req_nid when
+ * caps names none of them (it is the one cipher known to work for the requester).
+ */
+int scep_reply_cipher(int req_nid, unsigned caps, unsigned allowed);
+
 /* A CertRep to build. */
 struct scep_reply {
 	int status;                  /* enum scep_status */
@@ -101,7 +132,7 @@ struct scep_reply {
 	STACK_OF(X509) *certs;       /* SUCCESS: the certificates to hand out */
 	X509_CRL *crl;               /* SUCCESS of GetCRL */
 	X509 *recipient;             /* SUCCESS: encrypt to this (the requester's signer) */
-	int cipher_nid;              /* SUCCESS: content encryption (the request's) */
+	int cipher_nid;              /* SUCCESS: content encryption (scep_reply_cipher) */
 	const char *md;              /* signer digest, default SHA256 */
 };
 

@@ -73,6 +73,8 @@ struct scep_profile_rt {
 	uint8_t *cacert;             /* GetCACert body */
 	size_t cacert_len;
 	const char *cacert_type;
+	uint8_t *next_ca;            /* GetNextCACert body (signed by this profile's RA), or NULL */
+	size_t next_ca_len;
 	unsigned ciphers;            /* SCEP_CIPHER_* */
 	uint8_t *secret;             /* static password or webhook key (wiped at free) */
 	size_t secret_len;
@@ -87,8 +89,6 @@ struct scep_server {
 	struct scep_profile_rt *prof;
 	size_t nprof;
 	struct scep_outbox *outbox;
-	uint8_t *next_ca;            /* GetNextCACert body (signed by the default profile's RA) */
-	size_t next_ca_len;
 	pthread_mutex_t lock;        /* tick */
 	time_t last_tick;
 };

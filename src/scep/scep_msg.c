@@ -165,6 +165,162 @@ bio_take(BIO *b, uint8_t **out, size_t *len, size_t max)
 	return 0;
 }
 
+/* ---- SMIMECapabilities (RFC 8551 2.5.2) ---- */
+
+static unsigned
+cap_bit(int nid)
+{
+	switch (nid) {
+	case NID_aes_128_cbc: return SCEP_CAP_AES128;
+	case NID_aes_192_cbc: return SCEP_CAP_AES192;
+	case NID_aes_256_cbc: return SCEP_CAP_AES256;
+	case NID_des_ede3_cbc: return SCEP_CAP_DES3;
+	default: return 0;
+	}
+}
+
+/*
+ * SMIMECapabilities ::= SEQUENCE OF SMIMECapability, and SMIMECapability is
+ * SEQUENCE { capabilityID OID, parameters ANY OPTIONAL }: the shape of an AlgorithmIdentifier,
+ * so OpenSSL's X509_ALGORS decoder reads it (as its own PKCS7_get_smimecap does). Parameters
+ * are not looked at: a cipher we would use is named by its OID alone (RFC 3565 section 4).
+ */
+int
+scep_smimecaps_parse(const uint8_t *der, size_t len, unsigned *caps)
+{
+	const unsigned char *p = der;
+	X509_ALGORS *algs = NULL;
+	unsigned bits = 0;
+	int n, ret = -1;
+
+	*caps = 0;
+	if (der == NULL || len == 0 || len > SCEP_CONTENT_MAX)
+		return -1;
+	algs = d2i_X509_ALGORS(NULL, &p, (long)len);
+	if (algs == NULL || p != der + len)
+		goto out;
+	n = sk_X509_ALGOR_num(algs);
+	if (n < 0 || n > SCEP_SMIMECAPS_MAX)
+		goto out;
+	for (int i = 0; i < n; i++) {
+		const ASN1_OBJECT *o = NULL;
+
+		X509_ALGOR_get0(&o, NULL, NULL, sk_X509_ALGOR_value(algs, i));
+		if (o == NULL)
+			goto out;
+		bits |= cap_bit(OBJ_obj2nid(o));
+	}
+	*caps = bits;
+	ret = 0;
+out:
+	sk_X509_ALGOR_pop_free(algs, X509_ALGOR_free);
+	ERR_clear_error();
+	return ret;
+}
+
+int
+scep_csr_smimecaps(const X509_REQ *csr, unsigned *caps)
+{
+	/* OpenSSL 3.0 takes a non-const request but only reads it */
+	X509_REQ *req = (X509_REQ *)csr;
+	STACK_OF(X509_EXTENSION) *exts;
+	const ASN1_OCTET_STRING *v = NULL;
+	int ret = 0;
+
+	*caps = 0;
+	exts = X509_REQ_get_extensions(req);
+	if (exts == NULL) {
+		/* no extensionRequest, or one OpenSSL cannot read */
+		ret = X509_REQ_get_attr_by_NID(req, NID_ext_req, -1) >= 0 ||
+		    X509_REQ_get_attr_by_NID(req, NID_ms_ext_req, -1) >= 0 ? -1 : 0;
+		ERR_clear_error();
+		return ret;
+	}
+	for (int i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+		X509_EXTENSION *e = sk_X509_EXTENSION_value(exts, i);
+
+		if (OBJ_obj2nid(X509_EXTENSION_get_object(e)) != NID_SMIMECapabilities)
+			continue;
+		if (v != NULL) {
+			ret = -1; /* two lists: which one would the requester mean? */
+			goto out;
+		}
+		v = X509_EXTENSION_get_data(e);
+	}
+	if (v != NULL)
+		ret = scep_smimecaps_parse(ASN1_STRING_get0_data(v), (size_t)ASN1_STRING_length(v),
+		    caps) == 0 ? 1 : -1;
+out:
+	if (ret == -1)
+		*caps = 0;
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	ERR_clear_error();
+	return ret;
+}
+
+/* The SignerInfo's SMIMECapabilities attribute: 1 read, 0 absent, -1 malformed. */
+static int
+signer_smimecaps(CMS_SignerInfo *si, unsigned *caps)
+{
+	int i = CMS_signed_get_attr_by_NID(si, NID_SMIMECapabilities, -1);
+	X509_ATTRIBUTE *a;
+	ASN1_TYPE *t;
+
+	*caps = 0;
+	if (i < 0)
+		return 0;
+	if (CMS_signed_get_attr_by_NID(si, NID_SMIMECapabilities, i) >= 0)
+		return -1; /* the attribute twice */
+	a = CMS_signed_get_attr(si, i);
+	if (a == NULL || X509_ATTRIBUTE_count(a) != 1)
+		return -1;
+	t = X509_ATTRIBUTE_get0_type(a, 0);
+	if (t == NULL || t->type != V_ASN1_SEQUENCE || t->value.sequence == NULL)
+		return -1;
+	/* a SEQUENCE in an ASN1_TYPE keeps its whole encoding, tag and length included */
+	return scep_smimecaps_parse(ASN1_STRING_get0_data(t->value.sequence),
+	    (size_t)ASN1_STRING_length(t->value.sequence), caps) == 0 ? 1 : -1;
+}
+
+/* Strength of the content ciphers a CertRep may use (0: none of them). */
+static int
+cipher_rank(int nid)
+{
+	switch (nid) {
+	case NID_aes_256_cbc: return 4;
+	case NID_aes_192_cbc: return 3;
+	case NID_aes_128_cbc: return 2;
+	case NID_des_ede3_cbc: return 1;
+	default: return 0;
+	}
+}
+
+int
+scep_reply_cipher(int req_nid, unsigned caps, unsigned allowed)
+{
+	static const struct {
+		unsigned cap;
+		int nid;
+		unsigned need;
+	} order[] = {
+		{ SCEP_CAP_AES256, NID_aes_256_cbc, SCEP_CIPHER_AES },
+		{ SCEP_CAP_AES192, NID_aes_192_cbc, SCEP_CIPHER_AES },
+		{ SCEP_CAP_AES128, NID_aes_128_cbc, SCEP_CIPHER_AES },
+		{ SCEP_CAP_DES3, NID_des_ede3_cbc, SCEP_CIPHER_DES3 },
+	};
+	int best = NID_undef;
+
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if ((caps & order[i].cap) && (allowed & order[i].need)) {
+			best = order[i].nid;
+			break;
+		}
+	/* The request's own cipher works for the requester: never answer with a weaker one. */
+	if (best == NID_undef || cipher_rank(req_nid) >= cipher_rank(best))
+		return req_nid;
+	return best;
+}
+
 /* ---- parsing a request ---- */
 
 static int
@@ -291,6 +447,8 @@ scep_msg_parse(const uint8_t *der, size_t len, struct scep_msg *m, int *fail, ch
 		goto out;
 	}
 	m->signing_time = signing_time(si);
+	/* Read only now that the signature (over the signed attributes) has verified. */
+	m->smime_caps_found = signer_smimecaps(si, &m->smime_caps);
 	if (bio_take(out, &m->envelope, &m->envelope_len, SCEP_MSG_MAX) == -1) {
 		*fail = SCEP_FAIL_BADREQUEST;
 		why_set(why, whylen, "the message has no content");
@@ -511,7 +669,7 @@ scep_certrep_build(const struct scep_reply *r, X509 *ra_cert, EVP_PKEY *ra_key,
 	snprintf(status, sizeof(status), "%d", r->status);
 	if (r->status == SCEP_SUCCESS) {
 		/* The certificates (or CRL) in a degenerate SignedData, enveloped to the
-		 * requester with the cipher it used itself. */
+		 * requester with the cipher the server chose (scep_reply_cipher). */
 		if (scep_degenerate(r->certs, r->crl, &inner, &innerlen) == -1 ||
 		    (recips = sk_X509_new_null()) == NULL || !sk_X509_push(recips, r->recipient) ||
 		    reply_cipher(r->cipher_nid, libctx, &ciph) == NULL ||

@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -279,9 +280,23 @@ profile_setup(struct scep_server *s, struct scep_profile_rt *pr, char *err, size
 	int n;
 
 	pr->ciphers = SCEP_CIPHER_AES | (p->des3 ? SCEP_CIPHER_DES3 : 0);
+	/* GetNextCACert's reply, signed by this profile's RA: the one its clients verify with */
+	if (s->o.next_ca != NULL && sk_X509_num(s->o.next_ca) > 0) {
+		uint8_t *inner = NULL;
+		size_t innerlen = 0;
+
+		n = scep_degenerate(s->o.next_ca, NULL, &inner, &innerlen);
+		if (n == 0)
+			n = scep_signed_data(inner, innerlen, pr->sign->cert, pr->sign->key,
+			    s->o.libctx, &pr->next_ca, &pr->next_ca_len);
+		free(inner);
+		if (n == -1)
+			return err_set(err, errlen, "SCEP: cannot sign GetNextCACert's reply for "
+			    "profile %s", p->name);
+	}
 	n = snprintf(pr->caps, sizeof(pr->caps), "POSTPKIOperation\nSHA-256\nSHA-512\nAES\n%s"
 	    "SCEPStandard\n%s%s", p->des3 ? "DES3\n" : "", p->renewal ? "Renewal\n" : "",
-	    s->next_ca != NULL ? "GetNextCACert\n" : "");
+	    pr->next_ca != NULL ? "GetNextCACert\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(pr->caps))
 		return err_set(err, errlen, "SCEP: capabilities too long");
 	if (ca_cert_body(s, pr) == -1)
@@ -354,21 +369,6 @@ scep_server_new(const struct scep_server_opts *o, struct scep_server **out, char
 	for (i = 0; i < s->nra; i++)
 		if (ra_ensure(s, &s->ra[i], err, errlen) == -1)
 			goto fail;
-	if (o->next_ca != NULL && sk_X509_num(o->next_ca) > 0) {
-		const struct scep_profile_rt *d = &s->prof[o->conf->default_profile];
-		uint8_t *inner = NULL;
-		size_t innerlen = 0;
-		int r = scep_degenerate(o->next_ca, NULL, &inner, &innerlen);
-
-		if (r == 0)
-			r = scep_signed_data(inner, innerlen, d->sign->cert, d->sign->key, o->libctx,
-			    &s->next_ca, &s->next_ca_len);
-		free(inner);
-		if (r == -1) {
-			err_set(err, errlen, "SCEP: cannot sign GetNextCACert's reply");
-			goto fail;
-		}
-	}
 	for (i = 0; i < s->nprof; i++)
 		if (profile_setup(s, &s->prof[i], err, errlen) == -1)
 			goto fail;
@@ -393,6 +393,7 @@ scep_server_free(struct scep_server *s)
 	scep_outbox_close(s->outbox);
 	for (size_t i = 0; s->prof != NULL && i < s->nprof; i++) {
 		free(s->prof[i].cacert);
+		free(s->prof[i].next_ca);
 		if (s->prof[i].secret != NULL)
 			cc_free_secret(s->prof[i].secret, s->prof[i].secret_len);
 	}
@@ -401,7 +402,6 @@ scep_server_free(struct scep_server *s)
 		EVP_PKEY_free(s->ra[i].key);
 		X509_free(s->ra[i].cert);
 	}
-	free(s->next_ca);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -476,7 +476,27 @@ struct op {
 	struct scep_http_resp *resp;
 	time_t now;
 	char caller[160];
+	unsigned csr_caps;           /* SCEP_CAP_* of the request's PKCS#10 (extensionRequest) */
 };
+
+/*
+ * The SUCCESS CertRep's content cipher: the strongest the requester advertises in an
+ * SMIMECapabilities list (its SignerInfo's, its PKCS#10's, or both) that the profile
+ * accepts, else the request's own. A malformed list was read as none (scep_msg_parse,
+ * scep_csr_smimecaps) and changes nothing.
+ */
+static int
+op_reply_cipher(struct op *c)
+{
+	int nid = scep_reply_cipher(c->m.cipher_nid, c->m.smime_caps | c->csr_caps,
+	    c->pr->ciphers);
+
+	if (nid != c->m.cipher_nid)
+		cc_event_debug(CC_CHAN_OPERATIONAL, c->m.txid, "SCEP: the CertRep is encrypted with "
+		    "%s (the requester's SMIMECapabilities); the request used %s", OBJ_nid2sn(nid),
+		    OBJ_nid2sn(c->m.cipher_nid));
+	return nid;
+}
 
 static void
 reply(struct op *c, int status, int fail, const char *text, STACK_OF(X509) *certs,
@@ -485,12 +505,14 @@ reply(struct op *c, int status, int fail, const char *text, STACK_OF(X509) *cert
 	struct scep_reply r = {
 		.status = status, .fail_info = fail, .fail_text = text, .txid = c->m.txid,
 		.recipient_nonce = c->m.nonce, .certs = certs, .crl = crl, .recipient = c->m.signer,
-		.cipher_nid = c->m.cipher_nid, .md = c->m.md[0] != '\0' ? c->m.md : "SHA256",
+		.md = c->m.md[0] != '\0' ? c->m.md : "SHA256",
 	};
 	uint8_t *der = NULL;
 	size_t len = 0;
 	char why[512];
 
+	if (status == SCEP_SUCCESS)
+		r.cipher_nid = op_reply_cipher(c);
 	if (scep_certrep_build(&r, c->pr->sign->cert, c->pr->sign->key, c->s->o.libctx, &der,
 	    &len, why, sizeof(why)) == -1) {
 		cc_log_err("SCEP: transaction %s: %s", c->m.txid, why);
@@ -965,6 +987,7 @@ op_enroll(struct op *c)
 		    false);
 		goto out;
 	}
+	(void)scep_csr_smimecaps(csr, &c->csr_caps);
 	self = X509_check_issued(c->m.signer, c->m.signer) == X509_V_OK;
 	if (c->m.type == SCEP_RENEWALREQ || (!self && ours(c, c->m.signer))) {
 		if (!p->renewal) {
@@ -1101,6 +1124,8 @@ op_certpoll(struct op *c)
 		fail_reply(c, SCEP_FAIL_BADCERTID, "the subject is not the transaction's");
 		goto out;
 	}
+	/* the request being polled for says which ciphers its sender has */
+	(void)scep_csr_smimecaps(csr, &c->csr_caps);
 	/* Only the requester may poll: its request key or the key that signed the request. */
 	if (spki_hash(X509_get0_pubkey(c->m.signer), sk) == -1 ||
 	    (memcmp(sk, t.spki, 32) != 0 && memcmp(sk, t.signer_spki, 32) != 0)) {
@@ -1297,11 +1322,11 @@ scep_server_handle(struct scep_server *s, const struct scep_http_req *req,
 	} else if (strcmp(req->operation, "GetCACert") == 0) {
 		http_bytes(resp, pr->cacert_type, pr->cacert, pr->cacert_len);
 	} else if (strcmp(req->operation, "GetNextCACert") == 0) {
-		if (s->next_ca == NULL)
+		if (pr->next_ca == NULL)
 			http_text(resp, 404, "there is no next CA certificate");
 		else
-			http_bytes(resp, "application/x-x509-next-ca-cert", s->next_ca,
-			    s->next_ca_len);
+			http_bytes(resp, "application/x-x509-next-ca-cert", pr->next_ca,
+			    pr->next_ca_len);
 	} else {
 		http_text(resp, 400, "unknown operation");
 	}

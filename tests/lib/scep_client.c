@@ -81,13 +81,54 @@ fail:
 	return NULL;
 }
 
+int
+sc_smimecaps_der(const char *ciphers, uint8_t **der, size_t *len)
+{
+	X509_ALGORS *algs = sk_X509_ALGOR_new_null();
+	char *dup = strdup(ciphers), *save = NULL, *tok;
+	unsigned char *p = NULL;
+	int n, ret = -1;
+
+	*der = NULL;
+	if (algs == NULL || dup == NULL)
+		goto out;
+	for (tok = strtok_r(dup, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		int nid = OBJ_txt2nid(tok);
+
+		/* SMIMECapability { capabilityID, no parameters }: OpenSSL's own helper */
+		if (nid == NID_undef || CMS_add_simple_smimecap(&algs, nid, -1) != 1) {
+			fprintf(stderr, "scep_client: unknown capability \"%s\"\n", tok);
+			goto out;
+		}
+	}
+	n = i2d_X509_ALGORS(algs, &p);
+	if (n <= 0 || (*der = malloc((size_t)n)) == NULL)
+		goto out;
+	memcpy(*der, p, (size_t)n);
+	*len = (size_t)n;
+	ret = 0;
+out:
+	OPENSSL_free(p);
+	free(dup);
+	sk_X509_ALGOR_pop_free(algs, X509_ALGOR_free);
+	return ret;
+}
+
 X509_REQ *
 sc_csr(EVP_PKEY *k, const char *subject, const char *challenge, const char *sans)
+{
+	return sc_csr_ex(k, subject, challenge, sans, NULL, 0);
+}
+
+X509_REQ *
+sc_csr_ex(EVP_PKEY *k, const char *subject, const char *challenge, const char *sans,
+    const uint8_t *caps, size_t caps_len)
 {
 	X509_REQ *r = X509_REQ_new();
 	X509_NAME *n = sc_name(subject);
 	STACK_OF(X509_EXTENSION) *exts = NULL;
 	X509_EXTENSION *ext = NULL;
+	ASN1_OCTET_STRING *capval = NULL;
 
 	if (r == NULL || n == NULL || X509_REQ_set_version(r, X509_REQ_VERSION_1) != 1 ||
 	    X509_REQ_set_subject_name(r, n) != 1 || X509_REQ_set_pubkey(r, k) != 1)
@@ -124,16 +165,29 @@ sc_csr(EVP_PKEY *k, const char *subject, const char *challenge, const char *sans
 		if (exts == NULL || ext == NULL || !sk_X509_EXTENSION_push(exts, ext))
 			goto fail;
 		ext = NULL;
-		if (X509_REQ_add_extensions(r, exts) != 1)
-			goto fail;
 	}
+	if (caps != NULL) {
+		/* the extension's value is the SMIMECapabilities encoding (whatever caps holds) */
+		if (exts == NULL && (exts = sk_X509_EXTENSION_new_null()) == NULL)
+			goto fail;
+		capval = ASN1_OCTET_STRING_new();
+		if (capval == NULL || ASN1_OCTET_STRING_set(capval, caps, (int)caps_len) != 1 ||
+		    (ext = X509_EXTENSION_create_by_NID(NULL, NID_SMIMECapabilities, 0,
+		    capval)) == NULL || !sk_X509_EXTENSION_push(exts, ext))
+			goto fail;
+		ext = NULL;
+	}
+	if (exts != NULL && X509_REQ_add_extensions(r, exts) != 1)
+		goto fail;
 	if (X509_REQ_sign(r, k, EVP_sha256()) <= 0)
 		goto fail;
 	X509_NAME_free(n);
+	ASN1_OCTET_STRING_free(capval);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	return r;
 fail:
 	sc_ossl("cannot make the request");
+	ASN1_OCTET_STRING_free(capval);
 	X509_EXTENSION_free(ext);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	X509_NAME_free(n);
@@ -559,7 +613,7 @@ build(struct sc_client *c, struct sc_req *q, uint8_t **out, int *outlen)
 {
 	CMS_ContentInfo *cms = NULL;
 	CMS_SignerInfo *si;
-	uint8_t *env = NULL;
+	uint8_t *env = NULL, *caps = NULL;
 	int envlen = 0, ret = -1;
 	char type[8], txid[65];
 	BIO *data = NULL;
@@ -593,6 +647,18 @@ build(struct sc_client *c, struct sc_req *q, uint8_t **out, int *outlen)
 	    add_attr(si, OID_MESSAGE_TYPE, V_ASN1_PRINTABLESTRING, type, -1) == -1 ||
 	    add_attr(si, OID_SENDER_NONCE, V_ASN1_OCTET_STRING, q->nonce_used, 16) == -1)
 		goto fail;
+	if (q->smime_caps_der != NULL || c->smime_caps != NULL) {
+		const uint8_t *cd = q->smime_caps_der;
+		size_t cl = q->smime_caps_der_len;
+
+		if (cd == NULL && sc_smimecaps_der(c->smime_caps, &caps, &cl) == -1)
+			goto fail;
+		/* a SEQUENCE attribute value is given as its whole encoding (as CMS_add_smimecap
+		 * does it) */
+		if (CMS_signed_add1_attr_by_NID(si, NID_SMIMECapabilities, V_ASN1_SEQUENCE,
+		    cd != NULL ? cd : caps, (int)cl) != 1)
+			goto fail;
+	}
 	if (q->signing_time != 0) {
 		t = ASN1_TIME_set(NULL, q->signing_time);
 		if (t == NULL || CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, t->type,
@@ -616,6 +682,7 @@ fail:
 	sc_ossl("cannot build the pkiMessage");
 out:
 	ASN1_TIME_free(t);
+	free(caps);
 	BIO_free(data);
 	CMS_ContentInfo_free(cms);
 	OPENSSL_free(env);

@@ -33,6 +33,16 @@ X509_NAME *sc_name(const char *text);
  * separated by '|': "DNS:a.example.com|IP:10.0.0.1|URI:tag:...|email:a@b.c".
  */
 X509_REQ *sc_csr(EVP_PKEY *k, const char *subject, const char *challenge, const char *sans);
+/* The same with an SMIMECapabilities extension (value caps, any bytes) in the
+ * extensionRequest, as Windows clients send it; caps NULL: none. */
+X509_REQ *sc_csr_ex(EVP_PKEY *k, const char *subject, const char *challenge, const char *sans,
+    const uint8_t *caps, size_t caps_len);
+/*
+ * DER SMIMECapabilities (RFC 8551 2.5.2) naming ciphers, separated by ',': OpenSSL names or
+ * OIDs ("AES-256-CBC,DES-EDE3-CBC,1.2.840.113549.3.2"), each without parameters. *der
+ * malloc'd. 0/-1.
+ */
+int sc_smimecaps_der(const char *ciphers, uint8_t **der, size_t *len);
 /* A self-signed certificate for k (the SCEP requester's signer before it has one). */
 X509 *sc_selfsigned(EVP_PKEY *k, const char *subject, int days);
 /* DER of a request (malloc'd). */
@@ -71,6 +81,8 @@ struct sc_client {
 	                            * "AES-128-CBC", "DES-EDE3-CBC", "DES-CBC" */
 	const char *md;            /* signer digest: "SHA256" (default), "SHA1", "SHA512" */
 	bool oaep;                 /* RSA-OAEP key transport instead of PKCS#1 v1.5 */
+	const char *smime_caps;    /* NULL: no SMIMECapabilities; else the ciphers (as for
+	                            * sc_smimecaps_der) in a signed attribute of the request */
 	bool use_get;              /* PKIOperation by GET ?message=base64 */
 	bool accept_des_reply;     /* decrypt a CertRep whose envelope is single DES (loads
 	                            * OpenSSL's legacy provider): micromdm/scep 2.1.0 answers so
@@ -137,6 +149,9 @@ struct sc_req {
 	time_t signing_time;       /* 0: now */
 	bool truncate_base64;      /* GET only: drop the last quarter of the base64 */
 	size_t pad_to;             /* POST only: pad the body with zeros to this size */
+	const uint8_t *smime_caps_der; /* the SMIMECapabilities attribute's value as it is
+	                            * (a SEQUENCE's whole encoding), instead of c->smime_caps */
+	size_t smime_caps_der_len;
 };
 
 /* Sends req and parses the CertRep (decrypting with req->key). 0 when an HTTP answer came. */
