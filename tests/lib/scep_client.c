@@ -1023,6 +1023,18 @@ sc_get_next_ca_cert(struct sc_client *c, struct sc_reply *r)
 			r->signature_ok = CMS_verify(cms, ra, NULL, NULL, out,
 			    CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) == 1;
 			if (r->signature_ok) {
+				/* signed by the current CA or its RA (RFC 8894 4.7): a certificate
+				 * GetCACert gave us, not just any one the reply carries */
+				STACK_OF(X509) *signers = CMS_get0_signers(cms);
+				X509 *sx = signers != NULL && sk_X509_num(signers) == 1 ?
+				    sk_X509_value(signers, 0) : NULL;
+
+				r->signature_ok = sx != NULL && ((c->ra_sign != NULL &&
+				    X509_cmp(sx, c->ra_sign) == 0) || (c->ca != NULL &&
+				    X509_cmp(sx, c->ca) == 0));
+				sk_X509_free(signers);
+			}
+			if (r->signature_ok) {
 				BUF_MEM *bm;
 				BIO_get_mem_ptr(out, &bm);
 				r->certs = certs_of_signed((const uint8_t *)bm->data, bm->length);

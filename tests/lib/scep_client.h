@@ -130,7 +130,8 @@ int sc_http(const char *url, const uint8_t *body, size_t len, long timeout_s,
 int sc_get_caps(struct sc_client *c);
 /* GetCACert: fills ca_certs, ra_sign, ra_enc, ca. 0/-1. */
 int sc_get_ca_cert(struct sc_client *c);
-/* GetNextCACert: the reply's certificates in r->certs (verified with the RA signature). */
+/* GetNextCACert: the reply's certificates in r->certs, when it is signed by c->ra_sign or
+ * c->ca (then signature_ok); 0 when an HTTP answer came. */
 int sc_get_next_ca_cert(struct sc_client *c, struct sc_reply *r);
 
 /* One PKIOperation, with knobs for bad messages. */

@@ -58,6 +58,10 @@ struct opts {
 	bool two_signers;
 	const uint8_t *content;      /* NULL: an envelope of "hello" to racert */
 	size_t content_len;
+	const uint8_t *caps;         /* an SMIMECapabilities attribute with this value */
+	size_t caps_len;
+	int caps_type;               /* its ASN.1 type (0: SEQUENCE) */
+	bool caps_twice;             /* the attribute twice */
 };
 
 static int
@@ -103,6 +107,10 @@ build(const struct opts *o, size_t *len)
 			    (int)strlen(o->type));
 		if (o->nonce_len > 0)
 			attr(si, "2.16.840.1.113733.1.9.5", V_ASN1_OCTET_STRING, nonce, o->nonce_len);
+		for (int k = 0; o->caps != NULL && k < (o->caps_twice ? 2 : 1); k++)
+			assert_int_equal(CMS_signed_add1_attr_by_NID(si, NID_SMIMECapabilities,
+			    o->caps_type != 0 ? o->caps_type : V_ASN1_SEQUENCE, o->caps,
+			    (int)o->caps_len), 1);
 	}
 	assert_int_equal(CMS_final(cms, data, NULL, CMS_BINARY), 1);
 	n = i2d_CMS_ContentInfo(cms, &der);
@@ -433,6 +441,260 @@ test_contents(void **state)
 	assert_string_equal(scep_fail_name(SCEP_FAIL_BADCERTID), "badCertId");
 }
 
+/* ---- SMIMECapabilities and the reply's cipher ---- */
+
+static void
+caps_der(const char *names, uint8_t **der, size_t *len)
+{
+	assert_int_equal(sc_smimecaps_der(names, der, len), 0);
+}
+
+static void
+test_smimecaps_parse(void **state)
+{
+	uint8_t *der;
+	size_t len;
+	unsigned caps;
+	static const struct {
+		const char *names;
+		unsigned want;
+	} good[] = {
+		{ "AES-256-CBC,AES-128-CBC", SCEP_CAP_AES256 | SCEP_CAP_AES128 },
+		{ "AES-192-CBC", SCEP_CAP_AES192 },
+		/* what OpenSSL's CMS_sign advertises by default, GOST and RC2 included */
+		{ "AES-256-CBC,1.2.643.2.2.21,AES-192-CBC,AES-128-CBC,DES-EDE3-CBC,RC2-CBC,"
+		  "DES-CBC", SCEP_CAP_AES256 | SCEP_CAP_AES192 | SCEP_CAP_AES128 | SCEP_CAP_DES3 },
+		/* single DES, RC2, a digest: nothing a CertRep uses */
+		{ "DES-CBC,RC2-CBC,SHA256", 0 },
+		{ "DES-EDE3-CBC", SCEP_CAP_DES3 },
+	};
+	/* well-formed DER that is not a list of capabilities, and broken DER */
+	static const struct {
+		const char *what;
+		const uint8_t *der;
+		size_t len;
+	} bad[] = {
+		{ "a SEQUENCE of INTEGER", (const uint8_t *)"\x30\x03\x02\x01\x05", 5 },
+		{ "an OCTET STRING", (const uint8_t *)"\x04\x01\x00", 3 },
+		{ "a capability without an OID", (const uint8_t *)"\x30\x02\x30\x00", 4 },
+		{ "a length past the end", (const uint8_t *)"\x30\x7f\x30\x0b\x06\x09", 6 },
+		{ "a huge length", (const uint8_t *)"\x30\x84\xff\xff\xff\xff", 6 },
+		{ "one byte", (const uint8_t *)"\x30", 1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		caps_der(good[i].names, &der, &len);
+		caps = 0xdead;
+		assert_int_equal(scep_smimecaps_parse(der, len, &caps), 0);
+		if (caps != good[i].want)
+			fail_msg("%s: caps 0x%x, want 0x%x", good[i].names, caps, good[i].want);
+		/* trailing bytes and truncation make it malformed */
+		{
+			uint8_t *more = malloc(len + 1);
+
+			memcpy(more, der, len);
+			more[len] = 0;
+			assert_int_equal(scep_smimecaps_parse(more, len + 1, &caps), -1);
+			assert_int_equal(caps, 0);
+			assert_int_equal(scep_smimecaps_parse(more, len - 1, &caps), -1);
+			free(more);
+		}
+		free(der);
+	}
+	/* an empty list is a list: nothing advertised */
+	assert_int_equal(scep_smimecaps_parse((const uint8_t *)"\x30\x00", 2, &caps), 0);
+	assert_int_equal(caps, 0);
+	/* OpenSSL's decoder takes BER too (an indefinite length): still nothing advertised */
+	caps = 0xdead;
+	(void)scep_smimecaps_parse((const uint8_t *)"\x30\x80\x00\x00", 4, &caps);
+	assert_int_equal(caps, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		caps = 0xdead;
+		if (scep_smimecaps_parse(bad[i].der, bad[i].len, &caps) != -1 || caps != 0)
+			fail_msg("%s was read as a capability list", bad[i].what);
+	}
+	assert_int_equal(scep_smimecaps_parse(NULL, 0, &caps), -1);
+	assert_int_equal(scep_smimecaps_parse((const uint8_t *)"\x30\x00", 0, &caps), -1);
+
+	/* SCEP_SMIMECAPS_MAX capabilities are read, one more is refused */
+	for (int n = SCEP_SMIMECAPS_MAX; n <= SCEP_SMIMECAPS_MAX + 1; n++) {
+		char names[2048] = "";
+
+		for (int i = 0; i < n; i++)
+			strcat(names, i == 0 ? "AES-128-CBC" : ",AES-256-CBC");
+		caps_der(names, &der, &len);
+		assert_int_equal(scep_smimecaps_parse(der, len, &caps),
+		    n <= SCEP_SMIMECAPS_MAX ? 0 : -1);
+		assert_int_equal(caps, n <= SCEP_SMIMECAPS_MAX ? SCEP_CAP_AES128 | SCEP_CAP_AES256 : 0);
+		free(der);
+	}
+}
+
+static void
+test_reply_cipher(void **state)
+{
+	static const struct {
+		int req;
+		unsigned caps, allowed;
+		int want;
+	} cases[] = {
+		/* no list, or nothing usable in it: the request's own cipher */
+		{ NID_aes_128_cbc, 0, SCEP_CIPHER_AES, NID_aes_128_cbc },
+		{ NID_des_ede3_cbc, 0, SCEP_CIPHER_AES | SCEP_CIPHER_DES3, NID_des_ede3_cbc },
+		/* the strongest advertised */
+		{ NID_aes_128_cbc, SCEP_CAP_AES256 | SCEP_CAP_AES128, SCEP_CIPHER_AES,
+		  NID_aes_256_cbc },
+		{ NID_aes_128_cbc, SCEP_CAP_AES192 | SCEP_CAP_AES128 | SCEP_CAP_DES3,
+		  SCEP_CIPHER_AES | SCEP_CIPHER_DES3, NID_aes_192_cbc },
+		{ NID_des_ede3_cbc, SCEP_CAP_AES128 | SCEP_CAP_DES3,
+		  SCEP_CIPHER_AES | SCEP_CIPHER_DES3, NID_aes_128_cbc },
+		/* never weaker than what the request used */
+		{ NID_aes_256_cbc, SCEP_CAP_AES128, SCEP_CIPHER_AES, NID_aes_256_cbc },
+		{ NID_aes_192_cbc, SCEP_CAP_AES128 | SCEP_CAP_DES3, SCEP_CIPHER_AES | SCEP_CIPHER_DES3,
+		  NID_aes_192_cbc },
+		/* 3DES only where the profile has des3 */
+		{ NID_aes_128_cbc, SCEP_CAP_DES3, SCEP_CIPHER_AES, NID_aes_128_cbc },
+		{ NID_des_ede3_cbc, SCEP_CAP_DES3, SCEP_CIPHER_AES | SCEP_CIPHER_DES3,
+		  NID_des_ede3_cbc },
+		/* AES advertised but not accepted (a mask without it): not chosen */
+		{ NID_des_ede3_cbc, SCEP_CAP_AES256, SCEP_CIPHER_DES3, NID_des_ede3_cbc },
+		/* bits that name no cipher change nothing */
+		{ NID_aes_128_cbc, 0xf0u, SCEP_CIPHER_AES, NID_aes_128_cbc },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = scep_reply_cipher(cases[i].req, cases[i].caps, cases[i].allowed);
+
+		if (got != cases[i].want)
+			fail_msg("case %zu: %s, want %s", i, OBJ_nid2sn(got), OBJ_nid2sn(cases[i].want));
+	}
+}
+
+static void
+test_csr_smimecaps(void **state)
+{
+	uint8_t *der;
+	size_t len;
+	unsigned caps;
+	X509_REQ *r;
+
+	(void)state;
+	/* in the extensionRequest, alone and next to a subjectAltName */
+	caps_der("AES-128-CBC,AES-256-CBC,RC2-CBC", &der, &len);
+	r = sc_csr_ex(devkey, "CN=win", "pw", NULL, der, len);
+	assert_int_equal(scep_csr_smimecaps(r, &caps), 1);
+	assert_int_equal(caps, SCEP_CAP_AES128 | SCEP_CAP_AES256);
+	X509_REQ_free(r);
+	r = sc_csr_ex(devkey, "CN=win", NULL, "DNS:win.example.com", der, len);
+	assert_int_equal(scep_csr_smimecaps(r, &caps), 1);
+	assert_int_equal(caps, SCEP_CAP_AES128 | SCEP_CAP_AES256);
+	X509_REQ_free(r);
+	/* none: no extensionRequest, or one without the extension */
+	r = sc_csr(devkey, "CN=plain", "pw", NULL);
+	assert_int_equal(scep_csr_smimecaps(r, &caps), 0);
+	assert_int_equal(caps, 0);
+	X509_REQ_free(r);
+	r = sc_csr(devkey, "CN=plain", NULL, "DNS:a.example.com");
+	assert_int_equal(scep_csr_smimecaps(r, &caps), 0);
+	X509_REQ_free(r);
+	/* malformed values: ignored (-1, nothing advertised) */
+	r = sc_csr_ex(devkey, "CN=bad", NULL, NULL, (const uint8_t *)"\x30\x03\x02\x01\x05", 5);
+	assert_int_equal(scep_csr_smimecaps(r, &caps), -1);
+	assert_int_equal(caps, 0);
+	X509_REQ_free(r);
+	r = sc_csr_ex(devkey, "CN=bad", NULL, NULL, der, len - 3);
+	assert_int_equal(scep_csr_smimecaps(r, &caps), -1);
+	X509_REQ_free(r);
+	r = sc_csr_ex(devkey, "CN=bad", NULL, NULL, (const uint8_t *)"", 0);
+	assert_int_equal(scep_csr_smimecaps(r, &caps), -1);
+	X509_REQ_free(r);
+	/* the extension twice */
+	{
+		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+		ASN1_OCTET_STRING *v = ASN1_OCTET_STRING_new();
+
+		ASN1_OCTET_STRING_set(v, der, (int)len);
+		for (int i = 0; i < 2; i++)
+			sk_X509_EXTENSION_push(exts, X509_EXTENSION_create_by_NID(NULL,
+			    NID_SMIMECapabilities, 0, v));
+		r = sc_csr(devkey, "CN=twice", NULL, NULL);
+		assert_int_equal(X509_REQ_add_extensions(r, exts), 1);
+		assert_int_equal(scep_csr_smimecaps(r, &caps), -1);
+		assert_int_equal(caps, 0);
+		X509_REQ_free(r);
+		ASN1_OCTET_STRING_free(v);
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	}
+	/* an extensionRequest attribute OpenSSL cannot read as extensions */
+	r = sc_csr(devkey, "CN=garbled", NULL, NULL);
+	assert_int_equal(X509_REQ_add1_attr_by_NID(r, NID_ext_req, V_ASN1_OCTET_STRING,
+	    (const unsigned char *)"xyz", 3), 1);
+	assert_int_equal(scep_csr_smimecaps(r, &caps), -1);
+	assert_int_equal(caps, 0);
+	X509_REQ_free(r);
+	free(der);
+}
+
+static void
+test_parse_smimecaps_attr(void **state)
+{
+	struct opts o = { .txid = "tx-caps", .type = "19", .nonce_len = 16 };
+	struct scep_msg m;
+	uint8_t *der;
+	size_t len;
+	char why[256];
+	int fail;
+
+	(void)state;
+	/* none */
+	assert_int_equal(parse(&o, &fail, why, sizeof(why), &m), 0);
+	assert_int_equal(m.smime_caps_found, 0);
+	assert_int_equal(m.smime_caps, 0);
+	scep_msg_free(&m);
+	/* read from the signed attribute */
+	caps_der("AES-256-CBC,DES-EDE3-CBC,RC2-CBC", &der, &len);
+	o.caps = der;
+	o.caps_len = len;
+	assert_int_equal(parse(&o, &fail, why, sizeof(why), &m), 0);
+	assert_int_equal(m.smime_caps_found, 1);
+	assert_int_equal(m.smime_caps, SCEP_CAP_AES256 | SCEP_CAP_DES3);
+	assert_int_equal(m.cipher_nid, NID_aes_128_cbc);
+	scep_msg_free(&m);
+	/* malformed: the message is still good, the list is ignored */
+	{
+		static const struct {
+			const uint8_t *v;
+			size_t len;
+			int type;
+			bool twice;
+		} bad[] = {
+			{ (const uint8_t *)"\x30\x03\x02\x01\x05", 5, 0, false },
+			{ (const uint8_t *)"\x30\x04\x30\x02\x05\x00", 6, 0, false },
+			{ (const uint8_t *)"AES", 3, V_ASN1_OCTET_STRING, false },
+			{ (const uint8_t *)"AES", 3, V_ASN1_UTF8STRING, false },
+			{ NULL, 0, 0, true },
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			o.caps = bad[i].v != NULL ? bad[i].v : der;
+			o.caps_len = bad[i].v != NULL ? bad[i].len : len;
+			o.caps_type = bad[i].type;
+			o.caps_twice = bad[i].twice;
+			if (parse(&o, &fail, why, sizeof(why), &m) != 0)
+				fail_msg("case %zu: the message was refused: %s", i, why);
+			assert_int_equal(m.smime_caps_found, -1);
+			assert_int_equal(m.smime_caps, 0);
+			assert_string_equal(m.txid, "tx-caps");
+			assert_int_equal(scep_msg_decrypt(&m, rakey, racert, SCEP_CIPHER_AES, NULL,
+			    &fail, why, sizeof(why)), 0);
+			scep_msg_free(&m);
+		}
+	}
+	free(der);
+}
+
 int
 main(void)
 {
@@ -442,6 +704,10 @@ main(void)
 		cmocka_unit_test(test_parse_garbage),
 		cmocka_unit_test(test_certrep),
 		cmocka_unit_test(test_contents),
+		cmocka_unit_test(test_smimecaps_parse),
+		cmocka_unit_test(test_reply_cipher),
+		cmocka_unit_test(test_csr_smimecaps),
+		cmocka_unit_test(test_parse_smimecaps_attr),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1135,6 +1135,16 @@ test_policy_refusal_and_next_ca(void **state)
 	device_free(&d);
 	sc_client_free(&c);
 
+	/* no next CA: not offered, and 404 */
+	client(f, &c, NULL);
+	assert_int_equal(sc_get_caps(&c), 0);
+	assert_null(strstr(c.caps, "GetNextCACert"));
+	assert_int_equal(sc_get_next_ca_cert(&c, &r), 0);
+	assert_int_equal(r.http_status, 404);
+	assert_null(r.certs);
+	sc_reply_free(&r);
+	sc_client_free(&c);
+
 	/* GetNextCACert: offered in GetCACaps once there is a next CA, signed by the RA */
 	next = make_ca_cert(k);
 	next_ca = sk_X509_new_null();
@@ -1152,9 +1162,157 @@ test_policy_refusal_and_next_ca(void **state)
 	assert_int_equal(X509_cmp(sk_X509_value(r.certs, 0), next), 0);
 	sc_reply_free(&r);
 	sc_client_free(&c);
+	/* a two-key profile's reply is signed by its own signing RA certificate, the one its
+	 * clients know (the client checks the signer is c.ra_sign) */
+	client(f, &c, "legacy");
+	assert_int_equal(sc_get_caps(&c), 0);
+	assert_non_null(strstr(c.caps, "GetNextCACert\n"));
+	assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(c.ra_sign), f->ra_sign), 1);
+	assert_int_equal(sc_get_next_ca_cert(&c, &r), 0);
+	assert_int_equal(r.http_status, 200);
+	assert_true(r.signature_ok);
+	assert_int_equal(sk_X509_num(r.certs), 1);
+	assert_int_equal(X509_cmp(sk_X509_value(r.certs, 0), next), 0);
+	sc_reply_free(&r);
+	sc_client_free(&c);
 	sk_X509_pop_free(next_ca, X509_free);
 	next_ca = NULL;
 	EVP_PKEY_free(k);
+}
+
+/*
+ * The SUCCESS CertRep's cipher: the strongest in the requester's SMIMECapabilities (signed
+ * attribute or the PKCS#10's extensionRequest) that the profile accepts, else the request's
+ * own; malformed lists change nothing. The client reports the envelope's algorithm.
+ */
+static void
+enroll_cipher(struct fx *f, const char *profile, const char *cipher, const char *attr_caps,
+    const uint8_t *raw_attr, size_t raw_len, const uint8_t *csr_caps, size_t csr_len,
+    const char *want)
+{
+	static int n;
+	struct sc_client c;
+	struct sc_reply r;
+	struct sc_req q = { .message_type = SC_MSG_PKCSREQ };
+	struct device d;
+	char subj[64];
+	uint8_t *der;
+	size_t len;
+
+	client(f, &c, profile);
+	c.cipher = cipher;
+	c.smime_caps = attr_caps;
+	snprintf(subj, sizeof(subj), "CN=dev-cipher-%d", n++);
+	d.key = sc_key_rsa(2048);
+	d.self = sc_selfsigned(d.key, subj, 1);
+	d.csr = sc_csr_ex(d.key, subj, profile == NULL ? "s3cret-static" : NULL, NULL, csr_caps,
+	    csr_len);
+	assert_non_null(d.csr);
+	assert_int_equal(sc_csr_der(d.csr, &der, &len), 0);
+	q.key = d.key;
+	q.cert = d.self;
+	q.content = der;
+	q.content_len = len;
+	q.smime_caps_der = raw_attr;
+	q.smime_caps_der_len = raw_len;
+	assert_int_equal(sc_pkioperation(&c, &q, &r), 0);
+	if (r.pki_status != SC_STATUS_SUCCESS || r.cert == NULL)
+		fail_msg("%s: status %d %s", subj, r.pki_status, r.fail_text);
+	if (strcmp(r.reply_cipher, want) != 0)
+		fail_msg("%s (request %s, caps %s): reply %s, want %s", subj, cipher,
+		    attr_caps ? attr_caps : "-", r.reply_cipher, want);
+	assert_true(r.signature_ok);
+	assert_int_equal(verify_chain(f->cacert, r.cert), 1);
+	sc_reply_free(&r);
+	free(der);
+	device_free(&d);
+	sc_client_free(&c);
+}
+
+static void
+test_reply_cipher(void **state)
+{
+	struct fx *f = *state;
+	const uint8_t *junk = (const uint8_t *)"\x30\x03\x02\x01\x05"; /* SEQUENCE { INTEGER } */
+	uint8_t *aes192, *aes256, *des3;
+	size_t l192, l256, l3;
+
+	assert_int_equal(sc_smimecaps_der("AES-192-CBC,AES-128-CBC", &aes192, &l192), 0);
+	assert_int_equal(sc_smimecaps_der("AES-256-CBC", &aes256, &l256), 0);
+	assert_int_equal(sc_smimecaps_der("DES-EDE3-CBC", &des3, &l3), 0);
+	/* nothing advertised: the request's own */
+	enroll_cipher(f, NULL, "AES-128-CBC", NULL, NULL, 0, NULL, 0, "AES-128-CBC");
+	/* the signed attribute */
+	enroll_cipher(f, NULL, "AES-128-CBC", "AES-256-CBC,AES-128-CBC", NULL, 0, NULL, 0,
+	    "AES-256-CBC");
+	/* the PKCS#10's extensionRequest (Windows) */
+	enroll_cipher(f, NULL, "AES-128-CBC", NULL, NULL, 0, aes192, l192, "AES-192-CBC");
+	/* both: the strongest of either */
+	enroll_cipher(f, NULL, "AES-128-CBC", "AES-192-CBC", NULL, 0, aes256, l256,
+	    "AES-256-CBC");
+	/* never weaker than the request */
+	enroll_cipher(f, NULL, "AES-256-CBC", "AES-128-CBC", NULL, 0, NULL, 0, "AES-256-CBC");
+	/* malformed lists are ignored, the enrollment goes through */
+	enroll_cipher(f, NULL, "AES-128-CBC", NULL, junk, 5, NULL, 0, "AES-128-CBC");
+	enroll_cipher(f, NULL, "AES-128-CBC", NULL, NULL, 0, junk, 5, "AES-128-CBC");
+	enroll_cipher(f, NULL, "AES-128-CBC", NULL, junk, 5, aes256, l256, "AES-256-CBC");
+	/* 3DES: not for a profile without des3 (and not over AES); for one with it, when it
+	 * is all the requester has */
+	enroll_cipher(f, NULL, "AES-128-CBC", "DES-EDE3-CBC", NULL, 0, NULL, 0, "AES-128-CBC");
+	enroll_cipher(f, "legacy", "DES-EDE3-CBC", "DES-EDE3-CBC,RC2-CBC", NULL, 0, NULL, 0,
+	    "DES-EDE3-CBC");
+	enroll_cipher(f, "legacy", "DES-EDE3-CBC", "DES-EDE3-CBC,AES-256-CBC", NULL, 0, NULL, 0,
+	    "AES-256-CBC");
+	enroll_cipher(f, "legacy", "DES-EDE3-CBC", NULL, NULL, 0, des3, l3, "DES-EDE3-CBC");
+	free(aes192);
+	free(aes256);
+	free(des3);
+
+	/* a CertPoll: the polled request's capabilities count */
+	{
+		struct sc_client c;
+		struct sc_reply r;
+		struct device d;
+		char txid[65], err[256];
+
+		assert_int_equal(sc_smimecaps_der("AES-256-CBC", &aes256, &l256), 0);
+		client(f, &c, "manual");
+		c.cipher = "AES-128-CBC";
+		d.key = sc_key_rsa(2048);
+		d.self = sc_selfsigned(d.key, "CN=dev-cipher-poll", 1);
+		d.csr = sc_csr_ex(d.key, "CN=dev-cipher-poll", NULL, NULL, aes256, l256);
+		sc_txid(d.key, txid);
+		assert_int_equal(sc_pkcsreq(&c, d.key, d.self, d.csr, NULL, &r), 0);
+		assert_int_equal(r.pki_status, SC_STATUS_PENDING);
+		sc_reply_free(&r);
+		assert_int_equal(scep_txn_move(f->ca, "manual", txid, SCEP_TXN_PENDING,
+		    SCEP_TXN_APPROVED, NULL, NULL, err, sizeof(err)), 1);
+		assert_int_equal(sc_certpoll(&c, d.key, d.self, X509_REQ_get_subject_name(d.csr),
+		    NULL, &r), 0);
+		assert_int_equal(r.pki_status, SC_STATUS_SUCCESS);
+		assert_string_equal(r.reply_cipher, "AES-256-CBC");
+		/* GetCert has no PKCS#10 to look at: its own attribute, else its cipher */
+		{
+			struct sc_reply g;
+
+			assert_int_equal(sc_getcert(&c, d.key, d.self, X509_get0_serialNumber(r.cert),
+			    &g), 0);
+			assert_int_equal(g.pki_status, SC_STATUS_SUCCESS);
+			assert_string_equal(g.reply_cipher, "AES-128-CBC");
+			sc_reply_free(&g);
+			c.smime_caps = "AES-192-CBC";
+			assert_int_equal(sc_getcert(&c, d.key, d.self, X509_get0_serialNumber(r.cert),
+			    &g), 0);
+			assert_int_equal(g.pki_status, SC_STATUS_SUCCESS);
+			assert_string_equal(g.reply_cipher, "AES-192-CBC");
+			assert_int_equal(X509_cmp(g.cert, r.cert), 0);
+			sc_reply_free(&g);
+		}
+		sc_reply_free(&r);
+		free(aes256);
+		device_free(&d);
+		sc_client_free(&c);
+	}
 }
 
 static void
@@ -1195,6 +1353,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_variants, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_refusal_and_next_ca, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reply_cipher, setup, teardown),
 		cmocka_unit_test(test_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
