@@ -507,38 +507,72 @@ get_attr(CMS_SignerInfo *si, const char *oid, int type)
 }
 
 static pthread_once_t sc_legacy_once = PTHREAD_ONCE_INIT;
+static pthread_once_t sc_exit_once = PTHREAD_ONCE_INIT;
+static OSSL_PROVIDER *sc_prov_legacy, *sc_prov_default;
+/* sc_cipher's cache; clients run in threads (scep_bench): filled under the lock */
+static pthread_mutex_t sc_cipher_lock = PTHREAD_MUTEX_INITIALIZER;
+static EVP_CIPHER *sc_cached[4];
+
+/*
+ * At exit, before libcrypto's own cleanup (registered earlier, so it runs later): the cached
+ * ciphers and the providers sc_load_legacy loaded. OPENSSL_cleanup does not drop the
+ * reference OSSL_PROVIDER_load took, so without this the providers, the legacy provider's
+ * child library context, its DRBGs and method stores outlived it and LeakSanitizer reported
+ * them as indirect leaks (in integ_scep_micromdm).
+ */
+static void
+sc_release(void)
+{
+	for (size_t i = 0; i < sizeof(sc_cached) / sizeof(sc_cached[0]); i++) {
+		EVP_CIPHER_free(sc_cached[i]);
+		sc_cached[i] = NULL;
+	}
+	if (sc_prov_legacy != NULL)
+		OSSL_PROVIDER_unload(sc_prov_legacy);
+	if (sc_prov_default != NULL)
+		OSSL_PROVIDER_unload(sc_prov_default);
+	sc_prov_legacy = sc_prov_default = NULL;
+}
+
+static void
+sc_register_release(void)
+{
+	/* libcrypto registers its atexit handler on its first initialisation: make sure that
+	 * is before ours */
+	OPENSSL_init_crypto(0, NULL);
+	atexit(sc_release);
+}
 
 static void
 sc_load_legacy(void)
 {
+	pthread_once(&sc_exit_once, sc_register_release);
 	/* loading a provider explicitly turns off the implicit default one: load both */
-	OSSL_PROVIDER_load(NULL, "legacy");
-	OSSL_PROVIDER_load(NULL, "default");
+	sc_prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
+	sc_prov_default = OSSL_PROVIDER_load(NULL, "default");
 }
 
 static const EVP_CIPHER *
 sc_cipher(const char *name)
 {
-	/* clients run in threads (scep_bench): the cache is filled under a lock */
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	static EVP_CIPHER *cached[4];
 	static const char *const names[4] = { "AES-256-CBC", "AES-128-CBC", "DES-EDE3-CBC",
 		"DES-CBC" };
 	const EVP_CIPHER *r = NULL;
 
+	pthread_once(&sc_exit_once, sc_register_release);
 	for (int i = 0; i < 4; i++) {
 		if (strcmp(name, names[i]) != 0)
 			continue;
-		pthread_mutex_lock(&lock);
-		if (cached[i] == NULL) {
+		pthread_mutex_lock(&sc_cipher_lock);
+		if (sc_cached[i] == NULL) {
 			/* single DES lives in the legacy provider: the client must be able to send
 			 * it, to check that the server refuses it */
 			if (i == 3)
 				pthread_once(&sc_legacy_once, sc_load_legacy);
-			cached[i] = EVP_CIPHER_fetch(NULL, name, NULL);
+			sc_cached[i] = EVP_CIPHER_fetch(NULL, name, NULL);
 		}
-		r = cached[i];
-		pthread_mutex_unlock(&lock);
+		r = sc_cached[i];
+		pthread_mutex_unlock(&sc_cipher_lock);
 		break;
 	}
 	return r;
