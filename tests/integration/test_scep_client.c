@@ -7,7 +7,10 @@
  * transaction, replayed nonce, wrong challenge, expired and reused one-time challenges,
  * truncated base64, oversized body, DES-only request), each with its failInfo or HTTP
  * status while net keeps serving (same pid). Events 4000-4008 are checked in the JSON-lines
- * files with the transactionID as correlation id.
+ * files with the transactionID as correlation id. The CertRep's cipher follows the
+ * requester's SMIMECapabilities. Last, the daemon is reconfigured with a next CA
+ * (GetNextCACert) and an NDES-style profile whose RA has two keys in the token
+ * (ra-sign, ra-encrypt, created with certconnctl token init as an operator would).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,11 +35,13 @@
 #include <event2/http.h>
 #include <event2/thread.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/cms.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "scep_client.h"
 #include "test_token.h"
@@ -44,6 +49,8 @@
 static char T[64], D[128], CFG[192], URL[256], HTTPS_URL[256], CTL[512];
 static char PW[128];
 static X509 *CACERT;
+static X509 *NEXT_CA;                    /* net.ca.next_ca, once reconfigured */
+static EVP_PKEY *RA_SIGN_KEY, *RA_ENC_KEY; /* the token's ra-sign and ra-encrypt keys */
 
 /* ---- helpers ---- */
 
@@ -428,6 +435,9 @@ teardown(void **state)
 		fprintf(stderr, "dev down failed\n");
 	hook_stop();
 	X509_free(CACERT);
+	X509_free(NEXT_CA);
+	EVP_PKEY_free(RA_SIGN_KEY);
+	EVP_PKEY_free(RA_ENC_KEY);
 	if (getenv("KEEP") == NULL)
 		test_rmtree(T);
 	return 0;
@@ -716,6 +726,350 @@ test_webhook(void **state)
 	sc_client_free(&c);
 }
 
+/* A SUCCESS CertRep is encrypted with the strongest cipher the requester advertises. */
+static void
+test_reply_cipher(void **state)
+{
+	struct sc_client c;
+	struct sc_reply r;
+	struct device d;
+	uint8_t *caps;
+	size_t capslen;
+
+	(void)state;
+	client(&c, NULL, false);
+	c.cipher = "AES-128-CBC";
+	/* nothing advertised: the request's own cipher */
+	device(&d, "CN=int-cipher-plain", PW);
+	assert_int_equal(sc_pkcsreq(&c, d.key, d.self, d.csr, NULL, &r), 0);
+	assert_int_equal(r.pki_status, SC_STATUS_SUCCESS);
+	assert_string_equal(r.reply_cipher, "AES-128-CBC");
+	sc_reply_free(&r);
+	device_free(&d);
+	/* AES-128 sent, AES-256 advertised in the SignerInfo's SMIMECapabilities */
+	c.smime_caps = "AES-256-CBC,AES-128-CBC,DES-EDE3-CBC";
+	device(&d, "CN=int-cipher-attr", PW);
+	assert_int_equal(sc_pkcsreq(&c, d.key, d.self, d.csr, NULL, &r), 0);
+	assert_int_equal(r.pki_status, SC_STATUS_SUCCESS);
+	assert_true(r.signature_ok);
+	assert_string_equal(r.reply_cipher, "AES-256-CBC");
+	assert_non_null(r.cert);
+	assert_true(verifies(r.cert));
+	sc_reply_free(&r);
+	device_free(&d);
+	/* by GET, advertised in the PKCS#10's extensionRequest as Windows does */
+	c.smime_caps = NULL;
+	c.use_get = true;
+	assert_int_equal(sc_smimecaps_der("AES-256-CBC,AES-192-CBC", &caps, &capslen), 0);
+	device(&d, "CN=int-cipher-csr", PW);
+	X509_REQ_free(d.csr);
+	d.csr = sc_csr_ex(d.key, "CN=int-cipher-csr", PW, NULL, caps, capslen);
+	assert_int_equal(sc_pkcsreq(&c, d.key, d.self, d.csr, NULL, &r), 0);
+	assert_int_equal(r.pki_status, SC_STATUS_SUCCESS);
+	assert_string_equal(r.reply_cipher, "AES-256-CBC");
+	assert_true(verifies(r.cert));
+	sc_reply_free(&r);
+	device_free(&d);
+	/* a malformed list (a SEQUENCE of INTEGER) is ignored: the request's own cipher */
+	c.use_get = false;
+	device(&d, "CN=int-cipher-junk", PW);
+	X509_REQ_free(d.csr);
+	d.csr = sc_csr_ex(d.key, "CN=int-cipher-junk", PW, NULL,
+	    (const uint8_t *)"\x30\x03\x02\x01\x05", 5);
+	assert_int_equal(sc_pkcsreq(&c, d.key, d.self, d.csr, NULL, &r), 0);
+	assert_int_equal(r.pki_status, SC_STATUS_SUCCESS);
+	assert_string_equal(r.reply_cipher, "AES-128-CBC");
+	sc_reply_free(&r);
+	device_free(&d);
+	free(caps);
+	sc_client_free(&c);
+}
+
+/* ---- a next CA and a two-key RA (NDES style) ---- */
+
+/* "ROLE URI (created|existed)" lines of certconnctl token init: the URI of role. */
+static int
+token_uri(const char *out, const char *role, char *uri, size_t len)
+{
+	const char *l = out;
+
+	while (l != NULL && *l != '\0') {
+		char r[64], u[512];
+
+		if (sscanf(l, "%63s %511s", r, u) == 2 && strcmp(r, role) == 0 &&
+		    strncmp(u, "pkcs11:", 7) == 0) {
+			snprintf(uri, len, "%s", u);
+			return 0;
+		}
+		l = strchr(l, '\n');
+		if (l != NULL)
+			l++;
+	}
+	return -1;
+}
+
+/* The public key of the token object labelled role, read with OpenSC's pkcs11-tool. */
+static EVP_PKEY *
+token_pubkey(const char *role)
+{
+	char cmd[1024], path[256];
+	uint8_t *der;
+	const unsigned char *p;
+	EVP_PKEY *k = NULL;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s.pub.der", T, role);
+	snprintf(cmd, sizeof(cmd), "SOFTHSM2_CONF=%s/softhsm2.conf pkcs11-tool --module "
+	    "/usr/lib/softhsm/libsofthsm2.so --token-label certconn --read-object --type pubkey "
+	    "--label %s -o %s >/dev/null 2>&1", D, role, path);
+	if (system(cmd) != 0)
+		return NULL;
+	f = fopen(path, "rb");
+	if (f == NULL)
+		return NULL;
+	der = malloc(8192);
+	n = fread(der, 1, 8192, f);
+	fclose(f);
+	p = der;
+	if (n > 0)
+		k = d2i_PUBKEY(NULL, &p, (long)n);
+	free(der);
+	return k;
+}
+
+/*
+ * dev down; the two RA keys added to the token (certconnctl token init keeps the existing
+ * ones); the config gets keys.roles ra-sign and ra-encrypt, net.ca.next_ca and a profile
+ * "ndes" with ra_sign_role/ra_encrypt_role; dev up.
+ */
+static int
+reconfigure(void)
+{
+	char cmd[2048], path[256], *out, *s, uri_s[512], uri_e[512], *text;
+	cJSON *j, *roles, *net, *prof, *p, *c, *r;
+	EVP_PKEY *k = sc_key_rsa(2048);
+	X509V3_CTX v3;
+	X509_EXTENSION *e;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%s dev down --dir %s >> %s/up.log 2>&1", CTL, D, T);
+	if (system(cmd) != 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/token-init.out", T);
+	snprintf(cmd, sizeof(cmd), "%s token init --module /usr/lib/softhsm/libsofthsm2.so "
+	    "--module-env SOFTHSM2_CONF=%s/softhsm2.conf --token certconn --pin-file %s/pin "
+	    "--roles ra-sign,ra-encrypt > %s 2>>%s/up.log", CTL, D, D, path, T);
+	if (system(cmd) != 0)
+		return -1;
+	out = slurp(path);
+	if (out == NULL || token_uri(out, "ra-sign", uri_s, sizeof(uri_s)) == -1 ||
+	    token_uri(out, "ra-encrypt", uri_e, sizeof(uri_e)) == -1) {
+		fprintf(stderr, "token init said:\n%s\n", out != NULL ? out : "(nothing)");
+		free(out);
+		return -1;
+	}
+	free(out);
+	RA_SIGN_KEY = token_pubkey("ra-sign");
+	RA_ENC_KEY = token_pubkey("ra-encrypt");
+	if (RA_SIGN_KEY == NULL || RA_ENC_KEY == NULL)
+		return -1;
+
+	/* the next CA: another self-signed CA certificate (its key is not needed here) */
+	NEXT_CA = sc_selfsigned(k, "CN=certconn dev CA 2,O=certconn", 3650);
+	X509V3_set_ctx(&v3, NEXT_CA, NEXT_CA, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
+	X509_add_ext(NEXT_CA, e, -1);
+	X509_EXTENSION_free(e);
+	X509_sign(NEXT_CA, k, EVP_sha256());
+	EVP_PKEY_free(k);
+	snprintf(path, sizeof(path), "%s/next-ca.pem", T);
+	f = fopen(path, "w");
+	if (f == NULL || PEM_write_X509(f, NEXT_CA) != 1) {
+		if (f != NULL)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	chmod(path, 0644); /* net reads it as its own user */
+
+	s = slurp(CFG);
+	j = s != NULL ? cJSON_Parse(s) : NULL;
+	free(s);
+	if (j == NULL)
+		return -1;
+	roles = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "keys"), "roles");
+	r = cJSON_AddObjectToObject(roles, "ra-sign");
+	cJSON_AddStringToObject(r, "uri", uri_s);
+	r = cJSON_AddObjectToObject(roles, "ra-encrypt");
+	cJSON_AddStringToObject(r, "uri", uri_e);
+	net = cJSON_GetObjectItem(j, "net");
+	cJSON_AddStringToObject(cJSON_GetObjectItem(net, "ca"), "next_ca", path);
+	prof = cJSON_GetObjectItem(cJSON_GetObjectItem(net, "scep"), "profiles");
+	p = cJSON_AddObjectToObject(prof, "ndes");
+	cJSON_AddStringToObject(p, "ra_sign_role", "ra-sign");
+	cJSON_AddStringToObject(p, "ra_encrypt_role", "ra-encrypt");
+	c = cJSON_AddObjectToObject(p, "challenge");
+	cJSON_AddStringToObject(c, "mode", "static");
+	snprintf(path, sizeof(path), "%s/scep-password", D);
+	cJSON_AddStringToObject(c, "password_file", path);
+	text = cJSON_Print(j);
+	cJSON_Delete(j);
+	f = fopen(CFG, "w");
+	if (f == NULL || text == NULL) {
+		free(text);
+		if (f != NULL)
+			fclose(f);
+		return -1;
+	}
+	fputs(text, f);
+	fclose(f);
+	free(text);
+	snprintf(cmd, sizeof(cmd), "%s dev up --dir %s >> %s/up.log 2>&1", CTL, D, T);
+	if (system(cmd) != 0) {
+		snprintf(cmd, sizeof(cmd), "tail -n 30 %s/up.log; tail -n 30 %s/certconnd.log", T, D);
+		if (system(cmd) != 0)
+			fprintf(stderr, "(no log)\n");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * GetNextCACert's body (RFC 8894 section 4.7): a SignedData signed by signer (the profile's
+ * RA) whose content is a degenerate certificates-only SignedData holding the next CA.
+ */
+static void
+assert_next_ca_reply(const struct sc_reply *r, X509 *signer)
+{
+	const unsigned char *p = r->body;
+	CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)r->body_len), *inner;
+	STACK_OF(X509) *trusted = sk_X509_new_null(), *signers, *certs;
+	BIO *out = BIO_new(BIO_s_mem());
+	BUF_MEM *bm;
+
+	assert_int_equal(r->http_status, 200);
+	assert_string_equal(r->content_type, "application/x-x509-next-ca-cert");
+	assert_non_null(cms);
+	assert_true(p == r->body + r->body_len);
+	assert_int_equal(OBJ_obj2nid(CMS_get0_type(cms)), NID_pkcs7_signed);
+	assert_int_equal(sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)), 1);
+	sk_X509_push(trusted, signer);
+	assert_int_equal(CMS_verify(cms, trusted, NULL, NULL, out, CMS_NO_SIGNER_CERT_VERIFY |
+	    CMS_BINARY), 1);
+	signers = CMS_get0_signers(cms);
+	assert_int_equal(sk_X509_num(signers), 1);
+	assert_int_equal(X509_cmp(sk_X509_value(signers, 0), signer), 0);
+	sk_X509_free(signers);
+	BIO_get_mem_ptr(out, &bm);
+	p = (const unsigned char *)bm->data;
+	inner = d2i_CMS_ContentInfo(NULL, &p, (long)bm->length);
+	assert_non_null(inner);
+	assert_int_equal(OBJ_obj2nid(CMS_get0_type(inner)), NID_pkcs7_signed);
+	assert_true(CMS_get0_SignerInfos(inner) == NULL ||
+	    sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(inner)) == 0);
+	certs = CMS_get1_certs(inner);
+	assert_int_equal(sk_X509_num(certs), 1);
+	assert_int_equal(X509_cmp(sk_X509_value(certs, 0), NEXT_CA), 0);
+	sk_X509_pop_free(certs, X509_free);
+	CMS_ContentInfo_free(inner);
+	CMS_ContentInfo_free(cms);
+	BIO_free(out);
+	sk_X509_free(trusted);
+}
+
+static void
+test_next_ca_two_key_ra(void **state)
+{
+	struct sc_client c, n;
+	struct sc_reply r;
+	struct sc_req q;
+	struct device d;
+	uint8_t *der;
+	size_t len;
+	int pid;
+
+	(void)state;
+	/* no next CA configured yet: not advertised, and none to get */
+	client(&c, NULL, false);
+	assert_int_equal(sc_get_caps(&c), 0);
+	assert_null(strstr(c.caps, "GetNextCACert"));
+	assert_int_equal(sc_get_next_ca_cert(&c, &r), 0);
+	assert_int_equal(r.http_status, 404);
+	sc_reply_free(&r);
+	sc_client_free(&c);
+
+	assert_int_equal(reconfigure(), 0);
+	pid = net_pid();
+	assert_true(pid > 0);
+
+	/* GetNextCACert, advertised now, signed by the default profile's RA */
+	client(&c, NULL, false);
+	assert_int_equal(sc_get_caps(&c), 0);
+	assert_string_equal(c.caps, "POSTPKIOperation\nSHA-256\nSHA-512\nAES\nSCEPStandard\n"
+	    "Renewal\nGetNextCACert\n");
+	assert_int_equal(sc_get_next_ca_cert(&c, &r), 0);
+	assert_true(r.signature_ok);
+	assert_next_ca_reply(&r, c.ra_sign);
+	sc_reply_free(&r);
+
+	/* the two-key profile: GetCACert carries both RA certificates, each with its usage */
+	client(&n, "ndes", false);
+	assert_int_equal(sc_get_caps(&n), 0);
+	assert_non_null(strstr(n.caps, "GetNextCACert\n"));
+	assert_int_equal(sk_X509_num(n.ca_certs), 3);
+	assert_int_not_equal(X509_cmp(n.ra_sign, n.ra_enc), 0);
+	assert_int_equal(X509_get_key_usage(n.ra_sign), KU_DIGITAL_SIGNATURE);
+	assert_int_equal(X509_get_key_usage(n.ra_enc), KU_KEY_ENCIPHERMENT);
+	assert_true(verifies(n.ra_sign));
+	assert_true(verifies(n.ra_enc));
+	/* for the token's ra-sign and ra-encrypt keys, not the one-key profile's ra */
+	assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(n.ra_sign), RA_SIGN_KEY), 1);
+	assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(n.ra_enc), RA_ENC_KEY), 1);
+	assert_int_not_equal(X509_cmp(n.ra_sign, c.ra_sign), 0);
+	/* its GetNextCACert is signed by its signing certificate */
+	assert_int_equal(sc_get_next_ca_cert(&n, &r), 0);
+	assert_true(r.signature_ok);
+	assert_next_ca_reply(&r, n.ra_sign);
+	sc_reply_free(&r);
+
+	/* PKCSReq: enveloped to the encryption certificate, the CertRep signed by the signing
+	 * certificate (the client checks the signer is n.ra_sign) */
+	device(&d, "CN=int-ndes,O=certconn", PW);
+	assert_int_equal(sc_pkcsreq(&n, d.key, d.self, d.csr, NULL, &r), 0);
+	if (r.pki_status != SC_STATUS_SUCCESS)
+		fail_msg("ndes enrollment: status %d %s", r.pki_status, r.fail_text);
+	assert_true(r.signature_ok);
+	assert_non_null(r.cert);
+	assert_true(verifies(r.cert));
+	sc_reply_free(&r);
+	/* enveloped to the signing certificate instead: not for this RA's decryption key */
+	assert_int_equal(sc_csr_der(d.csr, &der, &len), 0);
+	memset(&q, 0, sizeof(q));
+	q.message_type = SC_MSG_PKCSREQ;
+	q.key = d.key;
+	q.cert = d.self;
+	q.content = der;
+	q.content_len = len;
+	q.txid = "int-ndes-wrong-recipient";
+	q.recipient = n.ra_sign;
+	assert_int_equal(sc_pkioperation(&n, &q, &r), 0);
+	assert_failure(&r, SC_FAIL_BADMESSAGECHECK, "not encrypted to this RA");
+	sc_reply_free(&r);
+	free(der);
+	device_free(&d);
+	/* the one-key profiles still enroll after the change */
+	device(&d, "CN=int-after-reconfig", PW);
+	assert_int_equal(sc_pkcsreq(&c, d.key, d.self, d.csr, NULL, &r), 0);
+	assert_int_equal(r.pki_status, SC_STATUS_SUCCESS);
+	assert_true(verifies(r.cert));
+	sc_reply_free(&r);
+	device_free(&d);
+	still_serving(pid);
+	sc_client_free(&c);
+	sc_client_free(&n);
+}
+
 /* Last: stopped cleanly, and no sanitizer report from any role (Asan builds). */
 static void
 test_clean_stop(void **state)
@@ -742,6 +1096,8 @@ main(void)
 		cmocka_unit_test(test_bad_inputs),
 		cmocka_unit_test(test_approval_getcert_getcrl_renewal),
 		cmocka_unit_test(test_webhook),
+		cmocka_unit_test(test_reply_cipher),
+		cmocka_unit_test(test_next_ca_two_key_ra),
 		cmocka_unit_test(test_clean_stop),
 	};
 	signal(SIGPIPE, SIG_IGN);
