@@ -17,6 +17,7 @@
  *     "client_key_role": "client",                 hub: the key role of that certificate
  *     "features": ["pkcs", "revoke"],              what this connector serves
  *     "health_interval_s": 60, "poll_interval_s": 30, "timeout_s": 30,
+ *     "lease_s": 300,                              hub: how long a download leases work
  *     "renew_before_days": 30,
  *     "retry": { "base_ms": 1000, "max_ms": 300000, "max_attempts": 8 },
  *     "proxy": { "url": "http://proxy:3128", "username": "u", "password_file": "/…",
@@ -54,6 +55,7 @@ struct cc_config_service {
 	uint32_t health_interval_s;  /* 1..86400, default 60 */
 	uint32_t poll_interval_s;    /* 1..3600, default 30 */
 	uint32_t timeout_s;          /* per HTTP call, 1..600, default 30 */
+	uint32_t lease_s;            /* hub: leaseSeconds of a download, 30..3600, default 300 */
 	uint32_t renew_before_days;  /* 1..3650, default 30 */
 	uint32_t retry_base_ms;      /* 10..60000, default 1000 */
 	uint32_t retry_max_ms;       /* base..3600000, default 300000 */

@@ -186,7 +186,7 @@ int
 cc_config_check_service(struct cc_jck *j, const struct cc_jnode *n, struct cc_config_service **out)
 {
 	static const char *const keys[] = { "mode", "url", "ca_file", "client_cert",
-		"client_key_role", "features", "health_interval_s", "poll_interval_s", "timeout_s",
+		"client_key_role", "features", "health_interval_s", "poll_interval_s", "timeout_s", "lease_s",
 		"renew_before_days", "retry", "proxy", "intune", NULL };
 	static const char *const rkeys[] = { "base_ms", "max_ms", "max_attempts", NULL };
 	struct cc_config_service *s;
@@ -221,6 +221,7 @@ cc_config_check_service(struct cc_jck *j, const struct cc_jnode *n, struct cc_co
 	    opt_u32(j, n, "health_interval_s", 60, 1, 86400, &s->health_interval_s) == -1 ||
 	    opt_u32(j, n, "poll_interval_s", 30, 1, 3600, &s->poll_interval_s) == -1 ||
 	    opt_u32(j, n, "timeout_s", 30, 1, 600, &s->timeout_s) == -1 ||
+	    opt_u32(j, n, "lease_s", 300, 30, 3600, &s->lease_s) == -1 ||
 	    opt_u32(j, n, "renew_before_days", 30, 1, 3650, &s->renew_before_days) == -1)
 		goto fail;
 	s->retry_base_ms = 1000;

@@ -34,7 +34,6 @@
 #define HUB_REVOKE_API_VERSION "5019-05-05"
 #define UNREGISTERED_CHECK_S 5
 #define DOWNLOAD_MAX 10
-#define LEASE_S 300
 #define MAX_ERRORS 20
 
 struct err_entry {
@@ -561,7 +560,7 @@ download(uint32_t bit)
 	if (rev)
 		cJSON_AddNullToObject(dp, "issuerName");
 	else
-		cJSON_AddNumberToObject(dp, "leaseSeconds", LEASE_S);
+		cJSON_AddNumberToObject(dp, "leaseSeconds", HB.cf->lease_s);
 	url_of(url, sizeof(url), rev ? "CertificateAuthorityRequests/downloadRevocationRequests" :
 	    "ConnectorRequests/downloadRequests");
 	c = svc_call_new(HB.h, url, cJSON_PrintUnformatted(body));

@@ -255,6 +255,7 @@ setup(void **state)
 	svc.features = CC_FEATURE_PKCS | CC_FEATURE_REVOKE | CC_FEATURE_SCEP;
 	svc.health_interval_s = 1;
 	svc.poll_interval_s = 1;
+	svc.lease_s = 45; /* net.service.lease_s: asserted in test_hub_down */
 	svc.timeout_s = 10;
 	svc.renew_before_days = 2;
 	svc.retry_base_ms = 100;
@@ -498,6 +499,21 @@ test_hub_down(void **state)
 	    "\"devicePublicKey\":\"AAAA\"}", id, sizeof(id)), 0);
 	RUN_UNTIL(held_id[0] != '\0', 10000);
 	assert_string_equal(held_id, id);
+	/* leased for net.service.lease_s, as the hub recorded it */
+	{
+		struct tm tm = { 0 };
+		const char *until;
+		time_t left;
+
+		snprintf(path, sizeof(path), "requests/%s", id);
+		assert_int_equal(hub_admin(&H, "GET", path, NULL, &r), 0);
+		until = hub_json_str(cJSON_GetObjectItem(r.json, "value"), "leaseExpiresUtc");
+		assert_non_null(until);
+		assert_non_null(strptime(until, "%Y-%m-%dT%H:%M:%S", &tm));
+		left = timegm(&tm) - time(NULL);
+		assert_true(left > 30 && left <= 45);
+		hub_resp_free(&r);
+	}
 	/* the hub goes away */
 	assert_int_equal(hub_harness_stop(&H), 0);
 	nseen = 0;

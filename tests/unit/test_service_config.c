@@ -99,6 +99,7 @@ test_hub(void **state)
 	assert_int_equal(n.service->health_interval_s, 60);
 	assert_int_equal(n.service->poll_interval_s, 30);
 	assert_int_equal(n.service->timeout_s, 30);
+	assert_int_equal(n.service->lease_s, 300);
 	assert_int_equal(n.service->renew_before_days, 30);
 	assert_int_equal(n.service->retry_base_ms, 1000);
 	assert_int_equal(n.service->retry_max_ms, 300000);
@@ -151,6 +152,8 @@ test_refusals(void **state)
 	expect_error("{\"mode\":\"hub\"}", "net.service.url: required key is missing");
 	expect_error("{\"mode\":\"hub\",\"url\":\"http://h\"}", "net.service.url: must be an "
 	    "https:// URL");
+	expect_error("{\"mode\":\"hub\",\"url\":\"https://h\",\"lease_s\":10}",
+	    "net.service.lease_s: 10 is out of range 30..3600");
 	expect_error("{\"mode\":\"hub\",\"url\":\"https://h\",\"colour\":1}",
 	    "net.service.colour: unknown key");
 	expect_error("{\"mode\":\"hub\",\"url\":\"https://h\",\"features\":[\"pkcs\",\"pkcs\"]}",
