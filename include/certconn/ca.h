@@ -143,6 +143,25 @@ int cc_ca_crl_latest(struct cc_ca *ca, uint8_t **der, size_t *len, uint64_t *num
 int cc_ca_revocation_gen(struct cc_ca *ca, uint64_t *gen, uint64_t *crl_gen, char *err,
     size_t errlen);
 
+/* ---- batches: one fsync for the writes of one request ---- */
+
+/*
+ * Between cc_ca_batch_begin and cc_ca_batch_end, this thread's commits on the store (the
+ * CA's own and src/scep's through cc_ca_db_lock) are still atomic and visible to every
+ * other request at once, but not fsync'd one by one (synchronous = NORMAL for them, in WAL
+ * mode). cc_ca_batch_sync makes every one of them durable with one fsync of the WAL;
+ * cc_ca_batch_end does that when anything was committed since, and ends the batch. So: call
+ * cc_ca_batch_sync before telling anyone outside the store about what was written (a
+ * notification to the service), and cc_ca_batch_end before the reply that hands anything
+ * out. A power loss before the sync loses only writes nobody was told of. Other threads'
+ * commits stay fsync'd each. One batch per thread at a time (a nested begin is ignored);
+ * no batch on a read-only or non-WAL store. The sync functions return 0, or -1 when the WAL
+ * could not be synced (nothing written in the batch may then be reported).
+ */
+void cc_ca_batch_begin(struct cc_ca *ca);
+int cc_ca_batch_sync(struct cc_ca *ca, char *err, size_t errlen);
+int cc_ca_batch_end(struct cc_ca *ca, char *err, size_t errlen);
+
 /* ---- the store, for src/scep's tables ---- */
 
 /* Locks the store and gives its handle; cc_ca_db_unlock releases it. */

@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "certconn/issuance.h"
+#include "certconn/log.h"
 #include "ca_int.h"
 
 #define CA_CRLS_KEPT 10
@@ -86,6 +87,8 @@ cc_ca_open(const struct cc_ca_opts *o, struct cc_ca **out, char *err, size_t err
 		cc_ca_close(ca);
 		return -1;
 	}
+	/* ca_db_open asked for WAL and synchronous = FULL; batches rely on both */
+	ca->wal = !o->read_only && ca_db_is_wal(ca->db);
 	*out = ca;
 	return 0;
 }
@@ -122,17 +125,130 @@ cc_ca_name(const struct cc_ca *ca)
 	return ca->name;
 }
 
+/* ---- the store's lock, and batches (one fsync for the writes of one request) ---- */
+
+/*
+ * The batch this thread is in (cc_ca_batch_begin), and whether it committed anything that is
+ * not yet fsync'd. Per thread: concurrent requests each have their own batch, and a thread
+ * outside any batch (the tick, certconnctl's CA, flows) commits with synchronous = FULL.
+ */
+static _Thread_local struct cc_ca *batch_ca;
+static _Thread_local bool batch_dirty;
+
+/* Sets the connection's synchronous level; called with ca->lock held, between transactions. */
+static int
+ca_set_sync(struct cc_ca *ca, bool normal)
+{
+	if (ca->sync_normal == normal)
+		return 0;
+	if (sqlite3_exec(ca->db, normal ? "PRAGMA synchronous = NORMAL" :
+	    "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	ca->sync_normal = normal;
+	return 0;
+}
+
+/*
+ * fsyncs the WAL: every transaction committed before it, with or without its own fsync, is
+ * then durable (the WAL is one append-only file). Through the VFS of SQLite's own file
+ * handle (SQLITE_FCNTL_JOURNAL_POINTER), with the flags SQLite itself uses for a WAL commit
+ * at synchronous = FULL. Called with ca->lock held.
+ */
+static int
+ca_wal_sync(struct cc_ca *ca)
+{
+	sqlite3_file *f = NULL;
+
+	if (sqlite3_file_control(ca->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK)
+		return -1;
+	if (f == NULL || f->pMethods == NULL)
+		return 0; /* no WAL open: nothing was written through this connection */
+	return f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) == SQLITE_OK ? 0 : -1;
+}
+
+/*
+ * Every use of the store goes through here. A thread in a batch on this CA commits at
+ * synchronous = NORMAL (no fsync; still atomic, and visible to everyone at once); any other
+ * thread gets FULL back before it touches the store. The level is switched only when the
+ * kind of user changes, so concurrent batches do not pay a PRAGMA each.
+ */
+static void
+ca_lock(struct cc_ca *ca)
+{
+	pthread_mutex_lock(&ca->lock);
+	if (ca->db == NULL)
+		return;
+	(void)ca_set_sync(ca, batch_ca == ca);
+	ca->changes_at_lock = sqlite3_total_changes64(ca->db);
+}
+
+static void
+ca_unlock(struct cc_ca *ca)
+{
+	bool changed = ca->db != NULL &&
+	    sqlite3_total_changes64(ca->db) != ca->changes_at_lock;
+
+	if (changed && batch_ca == ca)
+		batch_dirty = true;
+	else if (changed && ca->sync_normal && ca_wal_sync(ca) == -1)
+		/* FULL could not be set back (out of memory): this commit is synced here instead;
+		 * if even that fails, say so, as SQLite's own failed fsync would. */
+		cc_log_err("CA store %s: a commit could not be synced to disk", ca->name);
+	pthread_mutex_unlock(&ca->lock);
+}
+
+void
+cc_ca_batch_begin(struct cc_ca *ca)
+{
+	/* A read-only store writes nothing; without WAL, NORMAL would not defer the fsyncs
+	 * safely (a rollback journal is synced differently), so there is no batch there. */
+	if (ca == NULL || !ca->wal || batch_ca != NULL)
+		return;
+	batch_ca = ca;
+	batch_dirty = false;
+}
+
+int
+cc_ca_batch_sync(struct cc_ca *ca, char *err, size_t errlen)
+{
+	int r = 0;
+
+	if (ca == NULL || batch_ca != ca || !batch_dirty)
+		return 0;
+	pthread_mutex_lock(&ca->lock);
+	if (ca_wal_sync(ca) == -1)
+		r = ca_err(err, errlen, "CA store: the writes of this request could not be synced "
+		    "to disk");
+	else
+		batch_dirty = false;
+	pthread_mutex_unlock(&ca->lock);
+	return r;
+}
+
+int
+cc_ca_batch_end(struct cc_ca *ca, char *err, size_t errlen)
+{
+	int r;
+
+	if (ca == NULL || batch_ca != ca)
+		return 0;
+	r = cc_ca_batch_sync(ca, err, errlen);
+	batch_ca = NULL;
+	batch_dirty = false;
+	return r;
+}
+
 struct sqlite3 *
 cc_ca_db_lock(struct cc_ca *ca)
 {
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	return ca->db;
 }
 
 void
 cc_ca_db_unlock(struct cc_ca *ca)
 {
-	pthread_mutex_unlock(&ca->lock);
+	ca_unlock(ca);
 }
 
 /* ---- serials ---- */
@@ -234,14 +350,14 @@ serial_exists(struct cc_ca *ca, const char *hex)
 	sqlite3_stmt *st;
 	int r = -1;
 
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	st = ca_stmt(ca, &ca->st_serial_exists, "SELECT 1 FROM certs WHERE serial = ?");
 	if (st != NULL && sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC) == SQLITE_OK) {
 		int s = sqlite3_step(st);
 		r = s == SQLITE_ROW ? 1 : s == SQLITE_DONE ? 0 : -1;
 	}
 	ca_stmt_done(st);
-	pthread_mutex_unlock(&ca->lock);
+	ca_unlock(ca);
 	return r;
 }
 
@@ -465,7 +581,7 @@ record(struct cc_ca *ca, X509 *x, const char *serial, const char *profile, const
 	OPENSSL_free(spki_der);
 	for (int i = 0; i < 20; i++)
 		snprintf(sha1hex + 2 * i, 3, "%02x", sha1[i]);
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	st = ca_stmt(ca, &ca->st_insert_cert, "INSERT INTO certs (serial, subject, spki_sha256, "
 	    "not_before, not_after, issued_at, profile, txid, sha1, state, der) VALUES "
 	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -493,7 +609,7 @@ record(struct cc_ca *ca, X509 *x, const char *serial, const char *profile, const
 	r = 0;
 out:
 	ca_stmt_done(st);
-	pthread_mutex_unlock(&ca->lock);
+	ca_unlock(ca);
 	OPENSSL_free(der);
 	return r;
 }
@@ -606,7 +722,7 @@ cc_ca_set_withheld(struct cc_ca *ca, const char *serial_hex, bool withheld, char
 	sqlite3_stmt *st = NULL;
 	int r = -1;
 
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	if (sqlite3_prepare_v2(ca->db, "UPDATE certs SET state = ? WHERE serial = ?", -1, &st,
 	    NULL) != SQLITE_OK) {
 		ca_db_err(ca->db, err, errlen, "updating the certificate");
@@ -622,7 +738,7 @@ cc_ca_set_withheld(struct cc_ca *ca, const char *serial_hex, bool withheld, char
 		r = 0;
 out:
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ca->lock);
+	ca_unlock(ca);
 	return r;
 }
 
@@ -680,7 +796,7 @@ cc_ca_find(struct cc_ca *ca, const char *serial_hex, struct cc_ca_cert_info *inf
 
 	if (cert != NULL)
 		*cert = NULL;
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	if (sqlite3_prepare_v2(ca->db, "SELECT " INFO_COLS " FROM certs WHERE serial = ?", -1,
 	    &st, NULL) != SQLITE_OK) {
 		ca_db_err(ca->db, err, errlen, "looking up a certificate");
@@ -705,7 +821,7 @@ cc_ca_find(struct cc_ca *ca, const char *serial_hex, struct cc_ca_cert_info *inf
 	r = 1;
 out:
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ca->lock);
+	ca_unlock(ca);
 	return r;
 }
 
@@ -721,7 +837,7 @@ cc_ca_find_by_subject_key(struct cc_ca *ca, const X509_NAME *subject, EVP_PKEY *
 	*cert = NULL;
 	if (spki_sha256(key, spki) == -1 || name_text(subject, subj, sizeof(subj)) == -1)
 		return ca_err(err, errlen, "cannot encode the subject or key");
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	if (sqlite3_prepare_v2(ca->db, "SELECT der FROM certs WHERE subject = ? AND "
 	    "spki_sha256 = ? AND revoked_at IS NULL AND state = 0 AND not_after > ? "
 	    "ORDER BY issued_at DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK) {
@@ -742,7 +858,7 @@ cc_ca_find_by_subject_key(struct cc_ca *ca, const X509_NAME *subject, EVP_PKEY *
 		r = 1;
 out:
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ca->lock);
+	ca_unlock(ca);
 	return r;
 }
 
@@ -754,7 +870,7 @@ cc_ca_list(struct cc_ca *ca, size_t limit, cc_ca_list_fn fn, void *arg, char *er
 	sqlite3_stmt *st = NULL;
 	int r = -1, s;
 
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	if (sqlite3_prepare_v2(ca->db, "SELECT " INFO_COLS " FROM certs ORDER BY issued_at DESC, "
 	    "rowid DESC LIMIT ?", -1, &st, NULL) != SQLITE_OK) {
 		ca_db_err(ca->db, err, errlen, "listing certificates");
@@ -775,7 +891,7 @@ cc_ca_list(struct cc_ca *ca, size_t limit, cc_ca_list_fn fn, void *arg, char *er
 	r = 0;
 out:
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ca->lock);
+	ca_unlock(ca);
 	return r;
 }
 
@@ -814,7 +930,7 @@ cc_ca_revoke(struct cc_ca *ca, const char *serial_hex, int reason, char *err, si
 	/* removeFromCRL belongs to delta CRLs, which this CA does not make. */
 	if (reason < 0 || reason > 10 || reason == 7 || reason == 8)
 		return ca_err(err, errlen, "revocation reason %d is not allowed", reason);
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	if (sqlite3_exec(ca->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		ca_db_err(ca->db, err, errlen, "revoking");
 		goto out;
@@ -861,7 +977,7 @@ rollback:
 	sqlite3_exec(ca->db, "ROLLBACK", NULL, NULL, NULL);
 out:
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ca->lock);
+	ca_unlock(ca);
 	return r;
 }
 
@@ -875,7 +991,7 @@ cc_ca_revocation_gen(struct cc_ca *ca, uint64_t *gen, uint64_t *crl_gen, char *e
 	int r = -1;
 
 	*gen = *crl_gen = 0;
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	if (sqlite3_prepare_v2(ca->db, "SELECT (SELECT value FROM meta WHERE key = "
 	    "'revocation_gen'), (SELECT revocation_gen FROM crls ORDER BY number DESC LIMIT 1)",
 	    -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
@@ -887,7 +1003,7 @@ cc_ca_revocation_gen(struct cc_ca *ca, uint64_t *gen, uint64_t *crl_gen, char *e
 	r = 0;
 out:
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ca->lock);
+	ca_unlock(ca);
 	return r;
 }
 
@@ -996,7 +1112,7 @@ cc_ca_crl_refresh(struct cc_ca *ca, bool force, time_t now, char *err, size_t er
 	if (ca->key == NULL)
 		return ca_err(err, errlen, "the CA key is not available here");
 	pthread_mutex_lock(&ca->crl_lock);
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	locked = 1;
 	if (crl_state(ca, &s, err, errlen) == -1)
 		goto out;
@@ -1028,7 +1144,7 @@ cc_ca_crl_refresh(struct cc_ca *ca, bool force, time_t now, char *err, size_t er
 		goto out;
 	X509_CRL_sort(crl);
 	/* Signing goes to keys: not under the store lock (the CRL lock keeps numbers in order). */
-	pthread_mutex_unlock(&ca->lock);
+	ca_unlock(ca);
 	locked = 0;
 	m = EVP_MD_CTX_new();
 	if (m == NULL || EVP_DigestSignInit_ex(m, NULL, "SHA256", ca->libctx, NULL, ca->key,
@@ -1041,7 +1157,7 @@ cc_ca_crl_refresh(struct cc_ca *ca, bool force, time_t now, char *err, size_t er
 		ca_err(err, errlen, "cannot encode the CRL");
 		goto out;
 	}
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	locked = 1;
 	if (sqlite3_prepare_v2(ca->db, "INSERT INTO crls (number, this_update, next_update, "
 	    "revocation_gen, der) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
@@ -1069,7 +1185,7 @@ cc_ca_crl_refresh(struct cc_ca *ca, bool force, time_t now, char *err, size_t er
 out:
 	sqlite3_finalize(st);
 	if (locked)
-		pthread_mutex_unlock(&ca->lock);
+		ca_unlock(ca);
 	pthread_mutex_unlock(&ca->crl_lock);
 	OPENSSL_free(der);
 	EVP_MD_CTX_free(m);
@@ -1090,7 +1206,7 @@ cc_ca_crl_latest(struct cc_ca *ca, uint8_t **der, size_t *len, uint64_t *number,
 
 	*der = NULL;
 	*len = 0;
-	pthread_mutex_lock(&ca->lock);
+	ca_lock(ca);
 	if (sqlite3_prepare_v2(ca->db, "SELECT number, der FROM crls ORDER BY number DESC "
 	    "LIMIT 1", -1, &st, NULL) != SQLITE_OK) {
 		ca_db_err(ca->db, err, errlen, "reading the CRL");
@@ -1117,6 +1233,6 @@ cc_ca_crl_latest(struct cc_ca *ca, uint8_t **der, size_t *len, uint64_t *number,
 	r = 1;
 out:
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ca->lock);
+	ca_unlock(ca);
 	return r;
 }

@@ -158,6 +158,20 @@ fail:
 	return -1;
 }
 
+/* Is the store's journal the WAL (it may not be on a file system without shared memory)? */
+bool
+ca_db_is_wal(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool wal = false;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+		wal = strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+	sqlite3_finalize(st);
+	return wal;
+}
+
 int
 ca_db_open(const char *path, bool read_only, sqlite3 **out, char *err, size_t errlen)
 {

@@ -19,7 +19,10 @@ struct cc_ca {
 	EVP_PKEY *key;               /* NULL: cannot sign */
 	OSSL_LIB_CTX *libctx;
 	sqlite3 *db;
-	pthread_mutex_t lock;        /* every use of db */
+	pthread_mutex_t lock;        /* every use of db (ca_lock, cc_ca_db_lock) */
+	bool wal;                    /* the store is in WAL mode: batches may defer fsyncs */
+	bool sync_normal;            /* db is at synchronous = NORMAL now (a batch's commit) */
+	sqlite3_int64 changes_at_lock; /* sqlite3_total_changes64 when the lock was taken */
 	pthread_mutex_t crl_lock;    /* one CRL signing at a time */
 	/* The statements every issuance runs, prepared once (under lock; see ca_stmt). */
 	sqlite3_stmt *st_serial_exists;
@@ -29,6 +32,7 @@ struct cc_ca {
 
 int ca_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int ca_db_err(sqlite3 *db, char *err, size_t len, const char *what);
+bool ca_db_is_wal(sqlite3 *db);
 int ca_db_open(const char *path, bool read_only, sqlite3 **out, char *err, size_t errlen);
 
 #endif
