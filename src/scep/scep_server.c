@@ -633,7 +633,8 @@ notify_failure(struct op *c, const uint8_t *csr, size_t csr_len, const char *err
 	char id[64], why[512], *json;
 
 	json = notification(c->m.txid, csr, csr_len, c->caller, NULL, NULL, NULL, error);
-	if (json == NULL || scep_outbox_put(c->s->outbox, "failureNotification", json,
+	if (json == NULL || cc_ca_batch_sync(c->s->o.ca, why, sizeof(why)) == -1 ||
+	    scep_outbox_put(c->s->outbox, "failureNotification", json,
 	    c->pr->p->name, c->m.txid, NULL, id, why, sizeof(why)) == -1) {
 		cc_event_emit(CC_EV_SCEP_NOTIFY_SAVE_TO_DISK_FAILED, c->m.txid, "kind",
 		    "failureNotification", "reason", json == NULL ? "out of memory" : why, NULL);
@@ -809,7 +810,9 @@ issue_txn(struct op *c, X509_REQ *csr, const uint8_t *csr_der, size_t csr_len,
 	    0);
 	json = notification(c->m.txid, csr_der, csr_len, c->caller, x, cc_ca_name(c->s->o.ca),
 	    cc_ca_cert(c->s->o.ca), NULL);
-	if (json == NULL || scep_outbox_put(c->s->outbox, "successNotification", json, p->name,
+	/* the certificate and the transaction are on disk before the service may hear of them */
+	if (json == NULL || cc_ca_batch_sync(c->s->o.ca, err, sizeof(err)) == -1 ||
+	    scep_outbox_put(c->s->outbox, "successNotification", json, p->name,
 	    c->m.txid, serial, id, err, sizeof(err)) == -1) {
 		/* The service could never learn of this certificate: it is not handed out, and
 		 * revoked so that nobody can use it. */
@@ -1204,6 +1207,7 @@ pkioperation(struct scep_server *s, struct scep_profile_rt *pr, const uint8_t *d
 
 	snprintf(c.caller, sizeof(c.caller), "certconn/%s profile=%s peer=%s", CC_VERSION,
 	    pr->p->name, peer != NULL ? peer : "-");
+	cc_ca_batch_begin(s->o.ca); /* one fsync for this request's writes, before the reply */
 	if (scep_msg_parse(der, len, &c.m, &fail, why, sizeof(why)) == -1) {
 		if (fail == SCEP_FAIL_NONE) {
 			cc_event_debug(CC_CHAN_OPERATIONAL, NULL, "SCEP: unreadable PKIOperation from "
@@ -1250,6 +1254,10 @@ pkioperation(struct scep_server *s, struct scep_profile_rt *pr, const uint8_t *d
 		break;
 	}
 out:
+	if (cc_ca_batch_end(s->o.ca, why, sizeof(why)) == -1) {
+		cc_log_err("SCEP: %s", why);
+		http_text(resp, 503, "the request cannot be processed now");
+	}
 	scep_msg_free(&c.m);
 }
 
