@@ -3,8 +3,10 @@
  * scep_msg_parse (DER SignedData, signature, SCEP attributes, envelope algorithms); what
  * parses is decrypted with a fixed RA key (the seeds in corpus/fuzz_scep_msg are encrypted
  * to its certificate, so mutations reach the decryption and the contents), and the contents
- * are read as a PKCS#10 request, IssuerAndSubject and IssuerAndSerialNumber. The same bytes
- * are also read as the base64 of a GET request.
+ * are read as a PKCS#10 request (and its SMIMECapabilities extension), IssuerAndSubject and
+ * IssuerAndSerialNumber; the reply cipher is chosen from what was read. The same bytes are
+ * also read as the base64 of a GET request and as an SMIMECapabilities list on their own.
+ * Seeds seed-07 and seed-08 carry SMIMECapabilities in the SignerInfo and in the PKCS#10.
  *
  * The RA key below exists for this harness only.
  */
@@ -100,9 +102,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (ra_key == NULL)
 		init();
+	unsigned caps = 0, csr_caps = 0;
+
 	if (scep_base64_decode((const char *)data, size, &der, &len, SCEP_MSG_MAX) == 0)
 		free(der);
+	if (scep_smimecaps_parse(data, size, &caps) == -1 && caps != 0)
+		abort(); /* a malformed list advertises nothing */
 	if (scep_msg_parse(data, size, &m, &fail, why, sizeof(why)) == 0) {
+		if (m.smime_caps_found != 1 && m.smime_caps != 0)
+			abort();
 		if (scep_msg_decrypt(&m, ra_key, ra_cert, SCEP_CIPHER_AES | SCEP_CIPHER_DES3, NULL,
 		    &fail, why, sizeof(why)) == 0) {
 			const unsigned char *p = m.content;
@@ -110,7 +118,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			X509_NAME *a = NULL, *b = NULL;
 			ASN1_INTEGER *sn = NULL;
 
+			if (req != NULL && scep_csr_smimecaps(req, &csr_caps) != 1 && csr_caps != 0)
+				abort();
 			X509_REQ_free(req);
+			(void)scep_reply_cipher(m.cipher_nid, m.smime_caps | csr_caps,
+			    SCEP_CIPHER_AES | SCEP_CIPHER_DES3);
 			if (scep_parse_issuer_subject(m.content, m.content_len, &a, &b) == 0) {
 				X509_NAME_free(a);
 				X509_NAME_free(b);
