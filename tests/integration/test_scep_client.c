@@ -978,6 +978,25 @@ assert_next_ca_reply(const struct sc_reply *r, X509 *signer)
 	sk_X509_free(trusted);
 }
 
+/* The CertRep in r->body verifies and its one signer is x (read here, not by the client). */
+static int
+certrep_signed_by(const struct sc_reply *r, X509 *x)
+{
+	const unsigned char *p = r->body;
+	CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)r->body_len);
+	STACK_OF(X509) *trusted = sk_X509_new_null(), *signers = NULL;
+	int ok;
+
+	sk_X509_push(trusted, x);
+	ok = cms != NULL && CMS_verify(cms, trusted, NULL, NULL, NULL, CMS_NO_SIGNER_CERT_VERIFY |
+	    CMS_BINARY) == 1 && (signers = CMS_get0_signers(cms)) != NULL &&
+	    sk_X509_num(signers) == 1 && X509_cmp(sk_X509_value(signers, 0), x) == 0;
+	sk_X509_free(signers);
+	sk_X509_free(trusted);
+	CMS_ContentInfo_free(cms);
+	return ok;
+}
+
 static void
 test_next_ca_two_key_ra(void **state)
 {
@@ -1040,6 +1059,8 @@ test_next_ca_two_key_ra(void **state)
 	if (r.pki_status != SC_STATUS_SUCCESS)
 		fail_msg("ndes enrollment: status %d %s", r.pki_status, r.fail_text);
 	assert_true(r.signature_ok);
+	assert_true(certrep_signed_by(&r, n.ra_sign));
+	assert_false(certrep_signed_by(&r, n.ra_enc));
 	assert_non_null(r.cert);
 	assert_true(verifies(r.cert));
 	sc_reply_free(&r);
