@@ -5,10 +5,12 @@
  * empty, makes one itself at once (and the thread refills behind it).
  *
  * Device keys are not connector keys: they leave in the device's PKCS#12, so they are made
- * in net with OpenSSL's default provider, never in the token.
+ * in net with OpenSSL's default provider, never in the token. They are made by cc_pkcs's
+ * pkcs_keygen, the one generator of device keys (the pool adds only the keeping ahead).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +20,7 @@
 #include "certconn/config_flows.h"
 #include "certconn/flows.h"
 #include "certconn/log.h"
+#include "certconn/pkcs.h"
 #include "flows_int.h"
 
 struct flows_keypool {
@@ -32,23 +35,43 @@ struct flows_keypool {
 	bool stopping;
 };
 
+/* pkcs's name of each enum cc_flows_keyspec (the configuration's "rsa-2048" is "rsa2048"). */
+static const char *const pkcs_spec[CC_FLOWS_NKEYSPECS] = {
+	[CC_FLOWS_RSA2048] = "rsa2048",
+	[CC_FLOWS_RSA3072] = "rsa3072",
+	[CC_FLOWS_RSA4096] = "rsa4096",
+	[CC_FLOWS_EC_P256] = "p256",
+	[CC_FLOWS_EC_P384] = "p384",
+};
+
+/* A key of spec, or NULL with pkcs's reason in err. */
+static EVP_PKEY *
+keygen(int spec, char *err, size_t errlen)
+{
+	EVP_PKEY *k = NULL;
+
+	if (spec < 0 || spec >= CC_FLOWS_NKEYSPECS) {
+		snprintf(err, errlen, "unknown key spec %d", spec);
+		return NULL;
+	}
+	/* NULL: net's default library context, which holds only the default provider (the
+	 * token's keys live in keyref's own context), as for the flows' other pkcs calls */
+	if (pkcs_keygen(NULL, pkcs_spec[spec], &k, err, errlen) != PKCS_OK)
+		return NULL;
+	return k;
+}
+
 EVP_PKEY *
 flows_keygen(int spec)
 {
-	switch (spec) {
-	case CC_FLOWS_RSA2048:
-		return EVP_PKEY_Q_keygen(NULL, "provider=default", "RSA", (size_t)2048);
-	case CC_FLOWS_RSA3072:
-		return EVP_PKEY_Q_keygen(NULL, "provider=default", "RSA", (size_t)3072);
-	case CC_FLOWS_RSA4096:
-		return EVP_PKEY_Q_keygen(NULL, "provider=default", "RSA", (size_t)4096);
-	case CC_FLOWS_EC_P256:
-		return EVP_PKEY_Q_keygen(NULL, "provider=default", "EC", "P-256");
-	case CC_FLOWS_EC_P384:
-		return EVP_PKEY_Q_keygen(NULL, "provider=default", "EC", "P-384");
-	default:
-		return NULL;
-	}
+	char err[256];
+	EVP_PKEY *k = keygen(spec, err, sizeof(err));
+
+	/* the request that needed it reports the failure; pkcs's detail goes to the debug log,
+	 * as flows_crypto.c does */
+	if (k == NULL)
+		cc_log_debug("flows: key generation: %s", err);
+	return k;
 }
 
 struct flows_keypool *
@@ -100,6 +123,7 @@ filler(void *arg)
 {
 	struct flows_keypool *p = arg;
 	unsigned failures = 0;
+	char err[256];
 
 	pthread_mutex_lock(&p->lock);
 	while (!p->stopping) {
@@ -113,13 +137,14 @@ filler(void *arg)
 		}
 		/* Generation takes long (RSA-4096: seconds): not under the lock. */
 		pthread_mutex_unlock(&p->lock);
-		k = flows_keygen(spec);
+		k = keygen(spec, err, sizeof(err));
 		pthread_mutex_lock(&p->lock);
 		if (k == NULL) {
 			struct timespec ts;
 
 			if (failures++ == 0)
-				cc_log_openssl("flows: key pool: generating a key");
+				cc_log_err("flows: key pool: generating a %s key: %s",
+				    cc_flows_keyspec_name(spec), err);
 			/* Do not spin on a failing generator; a request still makes its own. */
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 5;
