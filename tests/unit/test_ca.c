@@ -3,7 +3,9 @@
  * temporary directory and an in-memory CA key (the keyref path is covered by the integration
  * tests). Issued certificates and CRLs are checked with OpenSSL's verifier.
  */
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -449,6 +451,233 @@ test_serial_norm(void **state)
 	assert_string_equal(cc_ca_reason_name(5), "cessationOfOperation");
 }
 
+/* ---- batches: how many fsyncs the store pays ---- */
+
+/*
+ * A VFS over SQLite's default one that counts xSync on WAL files: the fsyncs a commit at
+ * synchronous = FULL pays, and the one cc_ca_batch_sync / cc_ca_batch_end pays for a batch.
+ * Registered as the default for the batch test only; every call goes to the real VFS.
+ */
+struct cnt_file {
+	sqlite3_file base;
+	sqlite3_file *real;          /* right after this struct, szOsFile of the real VFS */
+	bool wal;
+};
+
+static sqlite3_vfs *real_vfs;
+static atomic_int wal_syncs;
+
+#define REAL(f) (((struct cnt_file *)(f))->real)
+
+static int cnt_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int cnt_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{ return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
+static int cnt_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{ return REAL(f)->pMethods->xWrite(REAL(f), b, n, o); }
+static int cnt_truncate(sqlite3_file *f, sqlite3_int64 n)
+{ return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int
+cnt_sync(sqlite3_file *f, int flags)
+{
+	if (((struct cnt_file *)f)->wal)
+		atomic_fetch_add(&wal_syncs, 1);
+	return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int cnt_size(sqlite3_file *f, sqlite3_int64 *n)
+{ return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int cnt_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int cnt_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int cnt_check(sqlite3_file *f, int *o)
+{ return REAL(f)->pMethods->xCheckReservedLock(REAL(f), o); }
+static int cnt_fcntl(sqlite3_file *f, int op, void *a)
+{ return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int cnt_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int cnt_dev(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int cnt_shm_map(sqlite3_file *f, int i, int sz, int ext, void volatile **p)
+{ return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, p); }
+static int cnt_shm_lock(sqlite3_file *f, int o, int n, int fl)
+{ return REAL(f)->pMethods->xShmLock(REAL(f), o, n, fl); }
+static void cnt_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int cnt_shm_unmap(sqlite3_file *f, int del)
+{ return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+static int cnt_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **p)
+{ return REAL(f)->pMethods->xFetch(REAL(f), o, n, p); }
+static int cnt_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
+{ return REAL(f)->pMethods->xUnfetch(REAL(f), o, p); }
+
+static const sqlite3_io_methods cnt_io = {
+	3, cnt_close, cnt_read, cnt_write, cnt_truncate, cnt_sync, cnt_size, cnt_lock,
+	cnt_unlock, cnt_check, cnt_fcntl, cnt_sector, cnt_dev, cnt_shm_map, cnt_shm_lock,
+	cnt_shm_barrier, cnt_shm_unmap, cnt_fetch, cnt_unfetch,
+};
+
+static int
+cnt_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
+{
+	struct cnt_file *c = (struct cnt_file *)f;
+	int r;
+
+	(void)v;
+	c->real = (sqlite3_file *)(c + 1);
+	c->wal = (flags & SQLITE_OPEN_WAL) != 0;
+	r = real_vfs->xOpen(real_vfs, name, c->real, flags, out);
+	/* SQLite calls xClose only when pMethods is set: only on success */
+	c->base.pMethods = r == SQLITE_OK && c->real->pMethods != NULL ? &cnt_io : NULL;
+	return r;
+}
+
+static sqlite3_vfs cnt_vfs;
+
+static void
+cnt_vfs_install(void)
+{
+	real_vfs = sqlite3_vfs_find(NULL);
+	assert_non_null(real_vfs);
+	cnt_vfs = *real_vfs;
+	cnt_vfs.zName = "certconn-count";
+	cnt_vfs.szOsFile = (int)sizeof(struct cnt_file) + real_vfs->szOsFile;
+	cnt_vfs.xOpen = cnt_open;
+	cnt_vfs.pAppData = NULL;
+	assert_int_equal(sqlite3_vfs_register(&cnt_vfs, 1), SQLITE_OK);
+}
+
+static int
+sync_level(struct cc_ca *ca)
+{
+	sqlite3 *db = cc_ca_db_lock(ca);
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	cc_ca_db_unlock(ca);
+	return v;
+}
+
+static int
+count_certs(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int n = -1;
+
+	/* another connection, as certconnctl would open it */
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM certs", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+struct other {
+	struct fx *f;
+	EVP_PKEY *k;
+	int syncs;                   /* WAL fsyncs this thread's issuance paid */
+	int level;                   /* synchronous as this thread sees it */
+};
+
+static void *
+other_thread(void *arg)
+{
+	struct other *o = arg;
+	int before = atomic_load(&wal_syncs);
+	X509 *x;
+
+	/* not in a batch: FULL, and its commit is fsync'd at once */
+	o->level = sync_level(o->f->ca);
+	x = issue(o->f, o->k, "CN=other thread", NULL, false);
+	o->syncs = atomic_load(&wal_syncs) - before;
+	X509_free(x);
+	return NULL;
+}
+
+static void
+test_batch(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *k = sc_key_ec("P-256");
+	char hex[CC_CA_SERIAL_HEX_MAX], err[256];
+	struct other o = { .f = f, .k = k };
+	pthread_t th;
+	X509 *x[3];
+	int s0;
+
+	/* the fixture's store was opened before the counting VFS: reopen it through it */
+	cc_ca_close(f->ca);
+	cnt_vfs_install();
+	open_ca(f, f->cakey, false);
+	assert_int_equal(sync_level(f->ca), 2);
+	/* the first commit into a fresh WAL also syncs the WAL's header: not counted */
+	x[0] = issue(f, k, "CN=first", NULL, false);
+	X509_free(x[0]);
+
+	/* outside a batch every commit pays its own fsync (synchronous = FULL) */
+	s0 = atomic_load(&wal_syncs);
+	x[0] = issue(f, k, "CN=unbatched 1", NULL, false);
+	x[1] = issue(f, k, "CN=unbatched 2", NULL, false);
+	assert_int_equal(atomic_load(&wal_syncs) - s0, 2);
+	X509_free(x[0]);
+	X509_free(x[1]);
+
+	/* in a batch: no fsync per commit, yet every commit is visible to other connections */
+	cc_ca_batch_begin(f->ca);
+	s0 = atomic_load(&wal_syncs);
+	for (int i = 0; i < 3; i++)
+		x[i] = issue(f, k, "CN=batched", NULL, true);
+	assert_int_equal(cc_ca_serial_hex(X509_get0_serialNumber(x[1]), hex), 0);
+	assert_int_equal(cc_ca_set_withheld(f->ca, hex, false, err, sizeof(err)), 0);
+	assert_int_equal(atomic_load(&wal_syncs) - s0, 0);
+	assert_int_equal(sync_level(f->ca), 1);
+	assert_int_equal(count_certs(f->db), 6);
+	/* another thread meanwhile is not in the batch: FULL for it, its own fsync */
+	assert_int_equal(pthread_create(&th, NULL, other_thread, &o), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(o.level, 2);
+	assert_int_equal(o.syncs, 1);
+	s0 = atomic_load(&wal_syncs);
+	/* cc_ca_batch_sync: one fsync for everything so far; the end has nothing left to do */
+	assert_int_equal(cc_ca_batch_sync(f->ca, err, sizeof(err)), 0);
+	assert_int_equal(atomic_load(&wal_syncs) - s0, 1);
+	assert_int_equal(cc_ca_batch_sync(f->ca, err, sizeof(err)), 0);
+	assert_int_equal(atomic_load(&wal_syncs) - s0, 1);
+	assert_int_equal(cc_ca_revoke(f->ca, hex, 1, err, sizeof(err)), 0);
+	assert_int_equal(atomic_load(&wal_syncs) - s0, 1);
+	/* the end syncs what was written since (the revocation), once */
+	assert_int_equal(cc_ca_batch_end(f->ca, err, sizeof(err)), 0);
+	assert_int_equal(atomic_load(&wal_syncs) - s0, 2);
+	assert_int_equal(sync_level(f->ca), 2);
+	for (int i = 0; i < 3; i++)
+		X509_free(x[i]);
+
+	/* a batch that writes nothing (a refused request) pays no fsync; outside a batch the
+	 * batch functions do nothing */
+	s0 = atomic_load(&wal_syncs);
+	cc_ca_batch_begin(f->ca);
+	assert_int_equal(sync_level(f->ca), 1);
+	assert_int_equal(cc_ca_batch_end(f->ca, err, sizeof(err)), 0);
+	assert_int_equal(cc_ca_batch_end(f->ca, err, sizeof(err)), 0);
+	assert_int_equal(cc_ca_batch_sync(f->ca, err, sizeof(err)), 0);
+	assert_int_equal(atomic_load(&wal_syncs) - s0, 0);
+	/* and after it, a commit is fsync'd on its own again */
+	x[0] = issue(f, k, "CN=after", NULL, false);
+	assert_int_equal(atomic_load(&wal_syncs) - s0, 1);
+	assert_int_equal(count_certs(f->db), 8);
+	X509_free(x[0]);
+
+	/* everything is still there through a fresh connection after close */
+	cc_ca_close(f->ca);
+	f->ca = NULL;
+	assert_int_equal(sqlite3_vfs_unregister(&cnt_vfs), SQLITE_OK);
+	assert_int_equal(count_certs(f->db), 8);
+	open_ca(f, f->cakey, false);
+	assert_int_equal(cc_ca_find(f->ca, hex, NULL, NULL, err, sizeof(err)), 1);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -459,6 +688,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_revoke_crl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clamp_to_ca, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 		cmocka_unit_test(test_serial_norm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
