@@ -710,6 +710,18 @@ again:
 		    "role %s (never done outside the token)", r->name);
 		return KR_NONE;
 	}
+	/* A raw operation on an input not below the modulus (a ciphertext for another key, or
+	 * corrupted) is refused by tokens with CKR_GENERAL_ERROR, which must not pass for a
+	 * token failure (retried, the token reopened): it is a failed decryption. The modulus
+	 * is public, so saying so here is no oracle. */
+	if (mech.mechanism == CKM_RSA_X_509 &&
+	    keys_pad_rsa_below_modulus(r->pub, q->in, q->in_len) != 1) {
+		reply_err(reply, reqid, CC_KE_BADINPUT, "decryption failed");
+		keys_audit("decrypt role=%s mech=CKM_RSA_X_509 path=%s reqid=%llu result=failed "
+		    "(input not below the modulus)", r->name, path_name(path),
+		    (unsigned long long)reqid);
+		goto out;
+	}
 	rv = keys_token_call(k, w, r, 1, &mech, q->in, q->in_len, out, sizeof(out), &out_len,
 	    gen_seen);
 	if (rv != CKR_OK && mech.mechanism == CKM_RSA_PKCS_OAEP && params_refused(rv)) {

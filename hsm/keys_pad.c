@@ -13,12 +13,14 @@
 #undef OPENSSL_NO_DEPRECATED
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/objects.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -166,4 +168,23 @@ keys_pad_oaep_decode(EVP_PKEY *pub, uint8_t md, uint8_t mgf1_md, const uint8_t *
 		return -1;
 	*out_len = (size_t)n;
 	return 0;
+}
+
+int
+keys_pad_rsa_below_modulus(const EVP_PKEY *pub, const uint8_t *in, size_t in_len)
+{
+	BIGNUM *n = NULL, *c = NULL;
+	int ret = -1;
+
+	if (pub == NULL || EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA || in == NULL ||
+	    in_len == 0 || in_len > INT_MAX)
+		return -1;
+	if (!EVP_PKEY_get_bn_param(pub, OSSL_PKEY_PARAM_RSA_N, &n) ||
+	    (c = BN_bin2bn(in, (int)in_len, NULL)) == NULL)
+		goto out;
+	ret = BN_cmp(c, n) < 0 ? 1 : 0;
+out:
+	BN_free(n);
+	BN_clear_free(c);
+	return ret;
 }

@@ -46,4 +46,12 @@ int keys_pad_pss_encode(EVP_PKEY *pub, uint8_t md, uint8_t mgf1_md, size_t saltl
 int keys_pad_oaep_decode(EVP_PKEY *pub, uint8_t md, uint8_t mgf1_md, const uint8_t *label,
     size_t label_len, const uint8_t *em, size_t em_len, uint8_t *out, size_t *out_len);
 
+/*
+ * Whether in (in_len bytes, big-endian) is below the RSA key's modulus, as the input of a
+ * raw private-key operation must be: 1 yes, 0 no (a ciphertext for another key, or
+ * corrupted), -1 not an RSA key. Checked before CKM_RSA_X_509, because tokens answer such
+ * an input with CKR_GENERAL_ERROR (SoftHSM2 does), which reads as a token failure.
+ */
+int keys_pad_rsa_below_modulus(const EVP_PKEY *pub, const uint8_t *in, size_t in_len);
+
 #endif

@@ -327,6 +327,24 @@ test_decrypt_oaep_native_and_fallback(void **state)
 	decrypt_ok("ra", ra, CC_DEC_RSA_OAEP, CC_MD_SHA1, CC_MD_SHA1, "label", 16);
 	decrypt_ok("ra", ra, CC_DEC_RSA_OAEP, CC_MD_SHA384, CC_MD_SHA1, NULL, 16);
 	decrypt_ok("ra", ra, CC_DEC_RSA_OAEP, CC_MD_SHA512, CC_MD_SHA512, NULL, 256 - 2 * 64 - 2);
+	/*
+	 * An input not below the modulus (a ciphertext for another key with a larger one, or
+	 * corrupted): SoftHSM2 answers CKM_RSA_X_509 with CKR_GENERAL_ERROR, which once read as
+	 * a token failure (and was retried). It is a failed decryption, and the token stays up.
+	 */
+	{
+		uint8_t ct[256], *out;
+		size_t out_len;
+
+		memset(ct, 0xff, sizeof(ct));
+		assert_int_equal(keys_harness_decrypt(kh.peer_fd[0], ++reqid, "ra",
+		    CC_DEC_RSA_OAEP, CC_MD_SHA512, CC_MD_SHA512, NULL, 0, ct, sizeof(ct), &out,
+		    &out_len, errtext, sizeof(errtext)), CC_KE_BADINPUT);
+		assert_string_equal(errtext, "decryption failed");
+		assert_non_null(keys_harness_event_wait(&kh, "result=failed (input not below the "
+		    "modulus)", 2000));
+		decrypt_ok("ra", ra, CC_DEC_RSA_OAEP, CC_MD_SHA512, CC_MD_SHA512, NULL, 16);
+	}
 	EVP_PKEY_free(ra);
 }
 

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -213,6 +214,34 @@ test_oaep_decode(void **state)
 	    &out_len), -1);
 }
 
+/* The input of a raw decryption must be below the modulus (else tokens say GENERAL_ERROR). */
+static void
+test_below_modulus(void **state)
+{
+	uint8_t b[256];
+	BIGNUM *n = NULL;
+	EVP_PKEY *ec = EVP_EC_gen("P-256");
+
+	(void)state;
+	assert_int_equal(EVP_PKEY_get_bn_param(rsa, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+	assert_int_equal(BN_bn2binpad(n, b, sizeof(b)), 256);
+	assert_int_equal(keys_pad_rsa_below_modulus(rsa, b, sizeof(b)), 0); /* n itself */
+	assert_int_equal(BN_sub_word(n, 1), 1);
+	assert_int_equal(BN_bn2binpad(n, b, sizeof(b)), 256);
+	assert_int_equal(keys_pad_rsa_below_modulus(rsa, b, sizeof(b)), 1); /* n - 1 */
+	memset(b, 0xff, sizeof(b));
+	assert_int_equal(keys_pad_rsa_below_modulus(rsa, b, sizeof(b)), 0);
+	memset(b, 0, sizeof(b));
+	assert_int_equal(keys_pad_rsa_below_modulus(rsa, b, sizeof(b)), 1);
+	/* (a ciphertext for another 2048-bit key with a larger modulus is above this one now
+	 * and then: what integ_pkcs_keys met as CKR_GENERAL_ERROR in one run out of five) */
+	assert_int_equal(keys_pad_rsa_below_modulus(ec, b, sizeof(b)), -1);
+	assert_int_equal(keys_pad_rsa_below_modulus(rsa, b, 0), -1);
+	assert_int_equal(keys_pad_rsa_below_modulus(NULL, b, sizeof(b)), -1);
+	BN_free(n);
+	EVP_PKEY_free(ec);
+}
+
 /* r||s from PKCS#11 CKM_ECDSA to DER, against what OpenSSL itself produces. */
 static void
 test_ecdsa_der(void **state)
@@ -256,6 +285,7 @@ main(void)
 		cmocka_unit_test(test_pkcs1_encode),
 		cmocka_unit_test(test_pss_encode),
 		cmocka_unit_test(test_oaep_decode),
+		cmocka_unit_test(test_below_modulus),
 		cmocka_unit_test(test_ecdsa_der),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
