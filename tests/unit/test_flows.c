@@ -586,6 +586,25 @@ keypool(void **state)
 	assert_non_null(k);
 	assert_false(pooled);
 	EVP_PKEY_free(k);
+	/* Every spec names the right key for pkcs_keygen (the pool's one generation path). */
+	{
+		static const struct { int spec; const char *type; int bits; } want[] = {
+			{ CC_FLOWS_RSA2048, "RSA", 2048 }, { CC_FLOWS_RSA3072, "RSA", 3072 },
+			{ CC_FLOWS_RSA4096, "RSA", 4096 }, { CC_FLOWS_EC_P256, "EC", 256 },
+			{ CC_FLOWS_EC_P384, "EC", 384 },
+		};
+
+		assert_int_equal(sizeof(want) / sizeof(want[0]), CC_FLOWS_NKEYSPECS);
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			k = flows_keygen(want[i].spec);
+			assert_non_null(k);
+			assert_string_equal(EVP_PKEY_get0_type_name(k), want[i].type);
+			assert_int_equal(EVP_PKEY_get_bits(k), want[i].bits);
+			EVP_PKEY_free(k);
+		}
+		assert_null(flows_keygen(CC_FLOWS_NKEYSPECS));
+		assert_null(flows_keygen(-1));
+	}
 }
 
 /* ---- revocation against a real local CA, events captured ---- */
