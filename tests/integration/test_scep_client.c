@@ -326,10 +326,43 @@ hook_stop(void)
 
 /* ---- set-up: dev up, then a webhook profile added and the config reloaded (SIGHUP) ---- */
 
+/* Writes j (deleted here) as the daemon's config. */
+static int
+write_config(cJSON *j)
+{
+	char *text = cJSON_Print(j);
+	FILE *f;
+	int r = -1;
+
+	cJSON_Delete(j);
+	if (text != NULL && (f = fopen(CFG, "w")) != NULL) {
+		r = fputs(text, f) < 0 ? -1 : 0;
+		if (fclose(f) != 0)
+			r = -1;
+	}
+	free(text);
+	return r;
+}
+
+/* `certconnctl dev up`, its output appended to up.log; on failure the logs' ends. */
+static int
+dev_up(void)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "%s dev up --dir %s >> %s/up.log 2>&1", CTL, D, T);
+	if (system(cmd) == 0)
+		return 0;
+	snprintf(cmd, sizeof(cmd), "tail -n 30 %s/up.log %s/certconnd.log", T, D);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no log)\n");
+	return -1;
+}
+
 static int
 add_hook_profile(void)
 {
-	char *s = slurp(CFG), path[256], *text;
+	char *s = slurp(CFG), path[256];
 	cJSON *j = s != NULL ? cJSON_Parse(s) : NULL, *prof, *p, *c;
 	FILE *f;
 
@@ -350,13 +383,7 @@ add_hook_profile(void)
 	snprintf(path, sizeof(path), "%s/hook-secret", T);
 	cJSON_AddStringToObject(c, "secret_file", path);
 	cJSON_AddNumberToObject(c, "timeout_ms", 3000);
-	text = cJSON_Print(j);
-	cJSON_Delete(j);
-	f = fopen(CFG, "w");
-	fputs(text, f);
-	fclose(f);
-	free(text);
-	return 0;
+	return write_config(j);
 }
 
 static int
@@ -377,13 +404,8 @@ setup(void **state)
 	chmod(T, 0755);
 	snprintf(D, sizeof(D), "%s/dev", T);
 	snprintf(CFG, sizeof(CFG), "%s/certconnd.json", D);
-	snprintf(cmd, sizeof(cmd), "%s dev up --dir %s > %s/up.log 2>&1", CTL, D, T);
-	if (system(cmd) != 0) {
-		snprintf(cmd, sizeof(cmd), "cat %s/up.log", T);
-		if (system(cmd) != 0)
-			fprintf(stderr, "(no log)\n");
+	if (dev_up() == -1)
 		return -1;
-	}
 	snprintf(path, sizeof(path), "%s/dev.json", D);
 	s = slurp(path);
 	{
@@ -414,14 +436,7 @@ setup(void **state)
 	snprintf(cmd, sizeof(cmd), "%s dev down --dir %s >> %s/up.log 2>&1", CTL, D, T);
 	if (system(cmd) != 0 || add_hook_profile() == -1)
 		return -1;
-	snprintf(cmd, sizeof(cmd), "%s dev up --dir %s >> %s/up.log 2>&1", CTL, D, T);
-	if (system(cmd) != 0) {
-		snprintf(cmd, sizeof(cmd), "tail -30 %s/up.log %s/certconnd.log", T, D);
-		if (system(cmd) != 0)
-			fprintf(stderr, "(no log)\n");
-		return -1;
-	}
-	return 0;
+	return dev_up();
 }
 
 static int
@@ -846,7 +861,7 @@ token_pubkey(const char *role)
 static int
 reconfigure(void)
 {
-	char cmd[2048], path[256], *out, *s, uri_s[512], uri_e[512], *text;
+	char cmd[2048], path[256], *out, *s, uri_s[512], uri_e[512];
 	cJSON *j, *roles, *net, *prof, *p, *c, *r;
 	EVP_PKEY *k = sc_key_rsa(2048);
 	X509V3_CTX v3;
@@ -913,26 +928,9 @@ reconfigure(void)
 	cJSON_AddStringToObject(c, "mode", "static");
 	snprintf(path, sizeof(path), "%s/scep-password", D);
 	cJSON_AddStringToObject(c, "password_file", path);
-	text = cJSON_Print(j);
-	cJSON_Delete(j);
-	f = fopen(CFG, "w");
-	if (f == NULL || text == NULL) {
-		free(text);
-		if (f != NULL)
-			fclose(f);
+	if (write_config(j) == -1)
 		return -1;
-	}
-	fputs(text, f);
-	fclose(f);
-	free(text);
-	snprintf(cmd, sizeof(cmd), "%s dev up --dir %s >> %s/up.log 2>&1", CTL, D, T);
-	if (system(cmd) != 0) {
-		snprintf(cmd, sizeof(cmd), "tail -n 30 %s/up.log; tail -n 30 %s/certconnd.log", T, D);
-		if (system(cmd) != 0)
-			fprintf(stderr, "(no log)\n");
-		return -1;
-	}
-	return 0;
+	return dev_up();
 }
 
 /*
