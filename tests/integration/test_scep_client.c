@@ -519,12 +519,7 @@ test_bad_inputs(void **state)
 	device(&d, "CN=int-bad", PW);
 	device(&other, "CN=int-other", PW);
 	assert_int_equal(sc_csr_der(d.csr, &der, &len), 0);
-	memset(&q, 0, sizeof(q));
-	q.message_type = SC_MSG_PKCSREQ;
-	q.key = d.key;
-	q.cert = d.self;
-	q.content = der;
-	q.content_len = len;
+	sc_req_pkcsreq(&q, d.key, d.self, der, len);
 
 	q.break_signature = true;
 	assert_int_equal(sc_pkioperation(&c, &q, &r), 0);
@@ -1064,12 +1059,7 @@ test_next_ca_two_key_ra(void **state)
 	sc_reply_free(&r);
 	/* enveloped to the signing certificate instead: not for this RA's decryption key */
 	assert_int_equal(sc_csr_der(d.csr, &der, &len), 0);
-	memset(&q, 0, sizeof(q));
-	q.message_type = SC_MSG_PKCSREQ;
-	q.key = d.key;
-	q.cert = d.self;
-	q.content = der;
-	q.content_len = len;
+	sc_req_pkcsreq(&q, d.key, d.self, der, len);
 	q.txid = "int-ndes-wrong-recipient";
 	q.recipient = n.ra_sign;
 	assert_int_equal(sc_pkioperation(&n, &q, &r), 0);

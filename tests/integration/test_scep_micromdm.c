@@ -126,12 +126,7 @@ enroll_ok(struct sc_client *c, const char *subject, const char *issued_subject,
 
 	device(&d, subject, P.challenge);
 	assert_int_equal(sc_csr_der(d.csr, &der, &len), 0);
-	memset(&q, 0, sizeof(q));
-	q.message_type = SC_MSG_PKCSREQ;
-	q.key = d.key;
-	q.cert = d.self;
-	q.content = der;
-	q.content_len = len;
+	sc_req_pkcsreq(&q, d.key, d.self, der, len);
 	assert_int_equal(sc_pkioperation(c, &q, &r), 0);
 	if (r.http_status != 200 || !r.certrep || r.pki_status != SC_STATUS_SUCCESS)
 		fail_msg("%s: HTTP %ld certrep %d status %d failInfo %d", subject, r.http_status,
@@ -247,12 +242,7 @@ test_quirks(void **state)
 	client(&c);
 	device(&d, "CN=mm-quirks", P.challenge);
 	assert_int_equal(sc_csr_der(d.csr, &der, &len), 0);
-	memset(&q, 0, sizeof(q));
-	q.message_type = SC_MSG_PKCSREQ;
-	q.key = d.key;
-	q.cert = d.self;
-	q.content = der;
-	q.content_len = len;
+	sc_req_pkcsreq(&q, d.key, d.self, der, len);
 
 	/* The reply's envelope is single DES although we sent AES-256 and AES is in the caps;
 	 * a client that does not accept DES gets no certificate out of it. */

@@ -858,6 +858,18 @@ sc_parse_certrep(struct sc_client *c, struct sc_req *q, struct sc_reply *r)
 	parse_certrep(c, q, r);
 }
 
+void
+sc_req_pkcsreq(struct sc_req *req, EVP_PKEY *key, X509 *cert, const uint8_t *csr_der,
+    size_t csr_len)
+{
+	memset(req, 0, sizeof(*req));
+	req->message_type = SC_MSG_PKCSREQ;
+	req->key = key;
+	req->cert = cert;
+	req->content = csr_der;
+	req->content_len = csr_len;
+}
+
 int
 sc_pkioperation(struct sc_client *c, struct sc_req *q, struct sc_reply *r)
 {

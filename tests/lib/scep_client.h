@@ -155,6 +155,11 @@ struct sc_req {
 	size_t smime_caps_der_len;
 };
 
+/* *req cleared and made a PKCSReq of csr_der (borrowed until it is sent), signed by key and
+ * cert; the caller sets any other field after. */
+void sc_req_pkcsreq(struct sc_req *req, EVP_PKEY *key, X509 *cert, const uint8_t *csr_der,
+    size_t csr_len);
+
 /* Sends req and parses the CertRep (decrypting with req->key). 0 when an HTTP answer came. */
 int sc_pkioperation(struct sc_client *c, struct sc_req *req, struct sc_reply *r);
 

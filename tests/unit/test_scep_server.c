@@ -467,12 +467,7 @@ test_pkcsreq_static(void **state)
 
 	/* the recipientNonce is the request's senderNonce */
 	assert_int_equal(sc_csr_der(d.csr, &der, &len), 0);
-	memset(&q, 0, sizeof(q));
-	q.message_type = SC_MSG_PKCSREQ;
-	q.key = d.key;
-	q.cert = d.self;
-	q.content = der;
-	q.content_len = len;
+	sc_req_pkcsreq(&q, d.key, d.self, der, len);
 	assert_int_equal(sc_pkioperation(&c, &q, &r2), 0);
 	assert_int_equal(r2.pki_status, SC_STATUS_SUCCESS);
 	assert_memory_equal(r2.recipient_nonce, q.nonce_used, 16);
@@ -504,12 +499,7 @@ test_bad_messages(void **state)
 	device(&d, "CN=dev-bad", "s3cret-static");
 	device(&other, "CN=other", "x");
 	assert_int_equal(sc_csr_der(d.csr, &der, &len), 0);
-	memset(&q, 0, sizeof(q));
-	q.message_type = SC_MSG_PKCSREQ;
-	q.key = d.key;
-	q.cert = d.self;
-	q.content = der;
-	q.content_len = len;
+	sc_req_pkcsreq(&q, d.key, d.self, der, len);
 
 	/* broken signature */
 	q.break_signature = true;
@@ -1193,7 +1183,7 @@ enroll_cipher(struct fx *f, const char *profile, const char *cipher, const char 
 	static int n;
 	struct sc_client c;
 	struct sc_reply r;
-	struct sc_req q = { .message_type = SC_MSG_PKCSREQ };
+	struct sc_req q;
 	struct device d;
 	char subj[64];
 	uint8_t *der;
@@ -1209,10 +1199,7 @@ enroll_cipher(struct fx *f, const char *profile, const char *cipher, const char 
 	    csr_len);
 	assert_non_null(d.csr);
 	assert_int_equal(sc_csr_der(d.csr, &der, &len), 0);
-	q.key = d.key;
-	q.cert = d.self;
-	q.content = der;
-	q.content_len = len;
+	sc_req_pkcsreq(&q, d.key, d.self, der, len);
 	q.smime_caps_der = raw_attr;
 	q.smime_caps_der_len = raw_len;
 	assert_int_equal(sc_pkioperation(&c, &q, &r), 0);
